@@ -1,0 +1,40 @@
+# Set-up and the two README commands: `make demo` (main job) and `make test` (test suite).
+# Both build a local virtual environment in .venv on first use. The CPU build of torch is installed
+# before the package so that the range in pyproject.toml is already satisfied and pip pulls no
+# multi-GB CUDA build; override TORCH_SPEC for another build (e.g. `make test TORCH_SPEC=torch`).
+
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# ETT data for the demo and the data tests (never shipped with the package: CC BY-ND).
+ETT_DIR ?= ../shared/data/ETT
+
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: venv demo test test-slow bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py --ett-dir $(ETT_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/math_core.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,239 @@
+"""Discretization against independent float64 references: scipy's expm and ODE solver, numpy solves."""
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.linalg
+import torch
+
+from ssmforecast.math.discretize import (
+    METHODS,
+    discretize,
+    discretize_diag,
+    dplr_gbt,
+    dplr_gbt_step,
+    gbt,
+    gbt_diag,
+    zoh,
+    zoh_diag,
+)
+
+f64 = torch.float64
+c128 = torch.complex128
+
+
+def _stable(N, rng, complex_=False):
+    """A random matrix with spectrum in the left half-plane."""
+    M = rng.standard_normal((N, N)) / np.sqrt(N)
+    if complex_:
+        M = M + 1j * rng.standard_normal((N, N)) / np.sqrt(N)
+    return M - (np.abs(np.linalg.eigvals(M)).max() + 0.5) * np.eye(N)
+
+
+# ----------------------------------------------------------------------------------------------- ZOH
+
+
+def test_zoh_dense_matches_closed_form():
+    rng = np.random.default_rng(0)
+    A, B, dt = _stable(6, rng), rng.standard_normal(6), 0.37
+    dA, dB = zoh(torch.tensor(A), torch.tensor(B), dt)
+    E = scipy.linalg.expm(dt * A)
+    np.testing.assert_allclose(dA.numpy(), E, atol=1e-13)
+    np.testing.assert_allclose(dB.numpy(), np.linalg.solve(A, (E - np.eye(6)) @ B), atol=1e-13)
+
+
+def test_zoh_dense_singular_A():
+    # A = [[0, 1], [0, 0]] (double integrator): Ā = [[1, Δ], [0, 1]], B̄ = [Δ b₀ + Δ²/2 b₁, Δ b₁]
+    A = torch.tensor([[0.0, 1.0], [0.0, 0.0]], dtype=f64)
+    B = torch.tensor([0.3, -2.0], dtype=f64)
+    dt = 0.7
+    dA, dB = zoh(A, B, dt)
+    np.testing.assert_allclose(dA.numpy(), [[1, dt], [0, 1]], atol=1e-15)
+    np.testing.assert_allclose(dB.numpy(), [dt * 0.3 + dt**2 / 2 * -2.0, dt * -2.0], atol=1e-15)
+
+
+def test_zoh_diag_equals_dense_including_zero_and_tiny_eigenvalues():
+    rng = np.random.default_rng(1)
+    lam = np.array([-1 + 2j, -0.1 - 5j, 0.0, 1e-13 + 0j, -3e-9 + 1e-9j, -40.0])
+    B = rng.standard_normal(6) + 1j * rng.standard_normal(6)
+    dt = torch.tensor([0.01, 0.5, 3.0], dtype=f64)
+    dA, dB = zoh_diag(torch.tensor(lam)[None], torch.tensor(B), dt)  # (3, 6)
+    for i, d in enumerate(dt.tolist()):
+        E = scipy.linalg.expm(d * np.diag(lam))
+        # B̄ = ∫₀^Δ e^{sΛ} ds B from the augmented exponential, computed by scipy
+        M = np.zeros((7, 7), complex)
+        M[:6, :6], M[:6, 6] = np.diag(lam), B
+        np.testing.assert_allclose(dA[i].numpy(), np.diag(E), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(dB[i].numpy(), scipy.linalg.expm(d * M)[:6, 6], rtol=1e-12, atol=1e-15)
+
+
+def test_zoh_is_exact_for_piecewise_constant_input_at_irregular_steps():
+    """x_k from Ā_k, B̄_k with Poisson-random Δ_k equals an adaptive ODE solve of x' = Ax + Bu."""
+    rng = np.random.default_rng(2)
+    N, L = 4, 40
+    A, B = _stable(N, rng), rng.standard_normal(N)
+    dts = rng.exponential(0.3, L) + 1e-3
+    u = rng.standard_normal(L)
+    dA, dB = zoh(torch.tensor(A), torch.tensor(B), torch.tensor(dts))
+    x, xs = np.zeros(N), []
+    for k in range(L):
+        x = dA[k].numpy() @ x + dB[k].numpy() * u[k]
+        xs.append(x)
+    ref, xr = [], np.zeros(N)
+    for k in range(L):
+        sol = scipy.integrate.solve_ivp(
+            lambda t, z, uk=u[k]: A @ z + B * uk, (0, dts[k]), xr, method="DOP853", rtol=1e-13, atol=1e-14
+        )
+        xr = sol.y[:, -1]
+        ref.append(xr)
+    np.testing.assert_allclose(np.array(xs), np.array(ref), atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------- GBT
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_gbt_dense_and_diag_match_numpy(alpha):
+    rng = np.random.default_rng(3)
+    A, B, dt = _stable(5, rng, complex_=True), rng.standard_normal(5) + 0j, 0.21
+    dA, dB = gbt(torch.tensor(A), torch.tensor(B), dt, alpha)
+    I = np.eye(5)
+    np.testing.assert_allclose(dA.numpy(), np.linalg.solve(I - alpha * dt * A, I + (1 - alpha) * dt * A), atol=1e-14)
+    np.testing.assert_allclose(dB.numpy(), np.linalg.solve(I - alpha * dt * A, dt * B), atol=1e-14)
+    lam = np.diag(A)
+    dAd, dBd = gbt_diag(torch.tensor(lam), torch.tensor(B), dt, alpha)
+    dAD, dBD = gbt(torch.tensor(np.diag(lam)), torch.tensor(B), dt, alpha)
+    np.testing.assert_allclose(dAd.numpy(), np.diag(dAD.numpy()), atol=1e-14)
+    np.testing.assert_allclose(dBd.numpy(), dBD.numpy(), atol=1e-14)
+
+
+def test_named_methods():
+    A = torch.tensor([[-1.0, 0.5], [0.0, -2.0]], dtype=f64)
+    B = torch.tensor([1.0, 1.0], dtype=f64)
+    for name, alpha in METHODS.items():
+        got = discretize(A, B, 0.1, name)
+        want = zoh(A, B, 0.1) if alpha is None else gbt(A, B, 0.1, alpha)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+        got = discretize_diag(torch.diagonal(A), B, 0.1, name)
+        want = zoh_diag(torch.diagonal(A), B, 0.1) if alpha is None else gbt_diag(torch.diagonal(A), B, 0.1, alpha)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def _smooth_input_error(method, n_steps):
+    """|x(T) − x_L| for u(t) = sin(3t) + cos(1.3t) on [0, T], x(0) = 0, with Δ = T / n_steps.
+
+    The exact x(T) comes from the autonomous system z = (x, s, c), s' = 3c, c' = −3s (u = s + c'):
+    a single float64 matrix exponential. Each method samples u where it is consistent: forward
+    Euler at the left end of the step, backward Euler at the right end, bilinear and ZOH at the
+    midpoint.
+    """
+    rng = np.random.default_rng(4)
+    N, T = 3, 2.0
+    A, B = _stable(N, rng), rng.standard_normal(N)
+    M = np.zeros((N + 4, N + 4))
+    M[:N, :N] = A
+    M[:N, N] = B  # u contains sin(3t) = s
+    M[:N, N + 2] = B  # and cos(1.3t) = c₂
+    M[N, N + 1], M[N + 1, N] = 3.0, -3.0  # s' = 3 c₁, c₁' = −3 s
+    M[N + 2, N + 3], M[N + 3, N + 2] = -1.3, 1.3  # c₂' = −1.3 s₂, s₂' = 1.3 c₂
+    z0 = np.zeros(N + 4)
+    z0[N + 1], z0[N + 2] = 1.0, 1.0  # s(0)=0, c₁(0)=1, c₂(0)=1, s₂(0)=0
+    x_exact = (scipy.linalg.expm(T * M) @ z0)[:N]
+    dt = T / n_steps
+    dA, dB = discretize(torch.tensor(A), torch.tensor(B), dt, method)
+    dA, dB = dA.numpy(), dB.numpy()
+    shift = {"euler": 1.0, "backward_euler": 0.0, "bilinear": 0.5, "zoh": 0.5}[method]
+    t = (np.arange(1, n_steps + 1) - shift) * dt
+    u = np.sin(3 * t) + np.cos(1.3 * t)
+    x = np.zeros(N)
+    for k in range(n_steps):
+        x = dA @ x + dB * u[k]
+    return np.abs(x - x_exact).max()
+
+
+@pytest.mark.parametrize("method,order", [("euler", 1), ("backward_euler", 1), ("bilinear", 2), ("zoh", 2)])
+def test_order_of_accuracy(method, order):
+    """Halving Δ cuts the error ≈2× (Euler) or ≈4× (bilinear; ZOH with midpoint input)."""
+    errors = [_smooth_input_error(method, n) for n in (100, 200, 400, 800)]
+    slopes = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(slopes - order) < 0.1), (method, errors, slopes)
+
+
+# ---------------------------------------------------------------------------------------------- DPLR
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 0.25])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_dplr_gbt_equals_dense_gbt(alpha, rank):
+    g = torch.Generator().manual_seed(5)
+    N = 7
+    Lam = torch.complex(-torch.rand(N, generator=g, dtype=f64) - 0.1, 3 * torch.randn(N, generator=g, dtype=f64))
+    P = torch.randn(rank, N, generator=g, dtype=c128)
+    Q = torch.randn(rank, N, generator=g, dtype=c128)
+    B = torch.randn(N, generator=g, dtype=c128)
+    dt = torch.tensor([[0.05], [0.4], [2.0]], dtype=f64)  # (3, 1): broadcast over a (1,) batch
+    A = torch.diag(Lam) - P.T @ Q.conj()
+    dA, dB = dplr_gbt(Lam, P, Q, B, dt, alpha)
+    assert dA.shape == (3, 1, N, N) and dB.shape == (3, 1, N)
+    for i in range(3):
+        rA, rB = gbt(A, B, dt[i, 0], alpha)
+        torch.testing.assert_close(dA[i, 0], rA, rtol=0, atol=1e-12)
+        torch.testing.assert_close(dB[i, 0], rB, rtol=0, atol=1e-12)
+    x = torch.randn(3, 1, N, generator=g, dtype=c128)
+    u = torch.randn(3, 1, generator=g, dtype=f64)
+    step = dplr_gbt_step(x, u, Lam, P, Q, B, dt, alpha)
+    want = (dA @ x[..., None])[..., 0] + dB * u[..., None]
+    torch.testing.assert_close(step, want, rtol=0, atol=1e-12)
+
+
+# -------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, float("nan"), float("inf")])
+def test_bad_step_is_rejected(bad):
+    A, B = -torch.eye(2, dtype=f64), torch.ones(2, dtype=f64)
+    dt = torch.tensor([0.1, bad], dtype=f64)
+    for fn in (lambda: zoh(A, B, dt), lambda: zoh_diag(torch.diagonal(A), B, dt)):
+        with pytest.raises(ValueError, match="dt"):
+            fn()
+    with pytest.raises(ValueError, match="dt"):
+        gbt(A, B, dt, 0.5)
+
+
+def test_shape_and_name_errors_name_the_problem():
+    A, B = -torch.eye(3, dtype=f64), torch.ones(3, dtype=f64)
+    with pytest.raises(ValueError, match=r"A must have shape \(\.\.\., N, N\)"):
+        zoh(A[:2], B, 0.1)
+    with pytest.raises(ValueError, match="B must have last dimension N=3"):
+        zoh(A, B[:2], 0.1)
+    with pytest.raises(ValueError, match="B must have last dimension N=3"):
+        zoh_diag(torch.diagonal(A), B[:2], 0.1)
+    with pytest.raises(ValueError, match="unknown discretization method 'tustin'.*'bilinear'"):
+        discretize(A, B, 0.1, "tustin")
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        gbt(A, B, 0.1, 1.5)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        zoh_diag(torch.diagonal(A).expand(4, 3), B, torch.ones(5, dtype=f64))
+    with pytest.raises(ValueError, match="A contains NaN"):
+        zoh(torch.full((3, 3), float("nan"), dtype=f64), B, 0.1)
+    Lam = torch.diagonal(A).to(c128)
+    with pytest.raises(ValueError, match="same rank"):
+        dplr_gbt(Lam, torch.ones(1, 3, dtype=c128), torch.ones(2, 3, dtype=c128), B.to(c128), 0.1)
+
+
+def test_inputs_are_not_modified():
+    g = torch.Generator().manual_seed(6)
+    Lam = torch.complex(-torch.rand(4, generator=g, dtype=f64), torch.randn(4, generator=g, dtype=f64))
+    P, Q, B = (torch.randn(*s, generator=g, dtype=c128) for s in ((1, 4), (1, 4), (4,)))
+    dt = torch.rand(3, 1, generator=g, dtype=f64) + 0.1
+    x = torch.randn(4, generator=g, dtype=c128)
+    before = [t.clone() for t in (Lam, P, Q, B, dt, x)]
+    dplr_gbt(Lam, P, Q, B, dt)
+    dplr_gbt_step(x, torch.tensor(1.0, dtype=f64), Lam, P, Q, B, dt[0, 0])
+    zoh_diag(Lam, B, dt)
+    A = torch.diag(Lam)
+    zoh(A, B, dt)
+    for b, a in zip(before, (Lam, P, Q, B, dt, x)):
+        assert torch.equal(a, b)
