@@ -4,6 +4,7 @@ With x_{−1} = 0, the recurrence x_k = Ā x_{k−1} + B̄ u_k, y_k = C x_k is t
 y = K̄ * u. Three ways to compute K̄, each checked against the one before it in the tests:
 
 - :func:`power_kernel`: the definition, by repeated multiplication with Ā (any dense Ā; O(L N²)).
+- :func:`krylov_kernel`: the same for a dense Ā in ⌈log₂ L⌉ doubling steps.
 - :func:`vandermonde_kernel`: diagonal Ā (S4D): K̄_l = Σ_n C_n B̄_n Ā_n^l, a Vandermonde product.
 - :func:`dplr_kernel`: diagonal plus low rank A = Λ − PᵀQ̄ under GBT(α) (S4's bilinear for α = ½):
   the truncated generating function at the L-th roots of unity, a Cauchy product per term of the
@@ -47,6 +48,26 @@ def power_kernel(dA: torch.Tensor, dB: torch.Tensor, C: torch.Tensor, L: int) ->
         K.append((C * v).sum(-1))  # (...,)
         v = (dA @ v[..., None])[..., 0]  # (..., N)
     return torch.stack(K, dim=-1)  # (..., L)
+
+
+# Krylov doubling (S4 Appendix B.2, "naive" Krylov by squaring): [B̄, ĀB̄, …, Ā^{2m−1}B̄] = [V_m, Ā^m V_m]
+def krylov_kernel(dA: torch.Tensor, dB: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
+    """Dense kernel K̄_l = C Ā^l B̄ by doubling the Krylov block; Ā (..., N, N), B̄, C (..., N) → K̄ (..., L).
+
+    ⌈log₂ L⌉ products, O(N² L + N³ log L) work instead of :func:`power_kernel`'s L sequential
+    steps: the fast path for a dense Ā (e.g. a DPLR matrix under ZOH, which has no Cauchy form).
+    """
+    L = _check_length(L)
+    N = check_square("dA", dA)
+    check_last_dim("dB", dB, N)
+    check_last_dim("C", C, N)
+    check_broadcast(dA=dA[..., 0], dB=dB, C=C)
+    V = dB[..., :, None]  # (..., N, 1)       columns Ā^l B̄, l < m
+    M = dA  # (..., N, N)                      Ā^m
+    while V.shape[-1] < L:
+        V = torch.cat(torch.broadcast_tensors(V, M @ V), dim=-1)  # (..., N, 2m)
+        M = M @ M  # (..., N, N)
+    return (C[..., None, :] @ V[..., :L])[..., 0, :]  # (..., L)
 
 
 # S4D (Gu et al. 2022, §3.2): K̄ = (C ⊙ B̄) · V_L(Ā), V_L(Ā)_{n,l} = Ā_n^l = exp(l log Ā_n)

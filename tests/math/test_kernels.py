@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from ssmforecast.math.discretize import METHODS, dplr_gbt, gbt, zoh_diag
-from ssmforecast.math.kernels import cauchy, dplr_kernel, dplr_truncated_C, power_kernel, vandermonde_kernel
+from ssmforecast.math.kernels import (
+    cauchy,
+    dplr_kernel,
+    dplr_truncated_C,
+    krylov_kernel,
+    power_kernel,
+    vandermonde_kernel,
+)
 
 f64, c128 = torch.float64, torch.complex128
 
@@ -38,6 +45,15 @@ def test_power_kernel_matches_numpy_matrix_powers():
     for h in range(2):
         ref = [C[h] @ np.linalg.matrix_power(dA[h], l) @ dB[h] for l in range(9)]
         np.testing.assert_allclose(K[h], ref, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 64, 1000])
+def test_krylov_doubling_equals_power_kernel(L):
+    Lam, P, Q, B, C = _random_dplr(6, 1, H=3, seed=7)
+    dA, dB = dplr_gbt(Lam, P, Q, B, torch.tensor([0.05, 0.2, 1.0], dtype=f64), 0.5)
+    K = krylov_kernel(dA, dB, C, L)
+    assert K.shape == (3, L)
+    assert _rel(K, power_kernel(dA, dB, C, L)) < 1e-10
 
 
 @pytest.mark.parametrize("conj_pairs", [False, True])
