@@ -70,7 +70,9 @@ def krylov_kernel(dA: torch.Tensor, dB: torch.Tensor, C: torch.Tensor, L: int) -
     return (C[..., None, :] @ V[..., :L])[..., 0, :]  # (..., L)
 
 
-# S4D (Gu et al. 2022, §3.2): K̄ = (C ⊙ B̄) · V_L(Ā), V_L(Ā)_{n,l} = Ā_n^l = exp(l log Ā_n)
+# S4D (Gu et al. 2022, §3.2): K̄ = (C ⊙ B̄) · V_L(Ā), V_L(Ā)_{n,l} = Ā_n^l = exp(l log Ā_n).
+# Blocked: with l = c·j + i (0 ≤ i < c), K̄_{cj+i} = Σ_n [C_n B̄_n Ā_n^{cj}] · Ā_n^i, a batched matrix product
+# of (L/c, N) by (N, c): the N × L Vandermonde matrix is never formed.
 def vandermonde_kernel(
     dA: torch.Tensor,
     dB: torch.Tensor,
@@ -78,12 +80,13 @@ def vandermonde_kernel(
     L: int,
     *,
     conj_pairs: bool = False,
-    chunk_size: int = 4096,
+    block: int | None = None,
 ) -> torch.Tensor:
     """Diagonal kernel K̄_l = Σ_n C_n B̄_n Ā_n^l; Ā, B̄, C (..., N) → K̄ (..., L).
 
-    The powers are exp(l · log Ā_n), computed ``chunk_size`` values of l at a time so that memory
-    stays O(N · chunk_size) per batch element. With ``conj_pairs`` the kernel is 2 Re(·) (real).
+    Powers are exp(l · log Ā_n), exact in the exponent; written as l = c·j + i they need
+    N·(L/c + c) complex exponentials (c = ``block``, default ⌈√L⌉) and one complex matrix product,
+    with memory O(N · (L/c + c)) per batch element. With ``conj_pairs`` the kernel is 2 Re(·).
     """
     L = _check_length(L)
     if dA.ndim < 1:
@@ -99,13 +102,15 @@ def vandermonde_kernel(
     # real part gives the right powers (1, 0, 0, …).
     floor = torch.finfo(log_dA.real.dtype).min / (4 * L)
     log_dA = torch.where(log_dA.real < floor, torch.full_like(log_dA, floor), log_dA)
-    CB = C * dB  # (..., N)
-    K = []
-    for start in range(0, L, chunk_size):
-        l = torch.arange(start, min(start + chunk_size, L), device=dA.device, dtype=log_dA.real.dtype)  # (ℓ,)
-        V = torch.exp(log_dA[..., None] * l)  # (..., N, ℓ)
-        K.append(torch.einsum("...n,...nl->...l", CB.to(V.dtype), V))  # (..., ℓ)
-    K = torch.cat(K, dim=-1)  # (..., L)
+    c = block if block is not None else max(1, math.isqrt(L - 1) + 1)
+    n_blocks = -(-L // c)
+    real = log_dA.real.dtype
+    i = torch.arange(c, device=dA.device, dtype=real)  # (c,)
+    j = torch.arange(n_blocks, device=dA.device, dtype=real) * c  # (L/c,)
+    inner = torch.exp(log_dA[..., :, None] * i)  # (..., N, c)          Ā_n^i
+    outer = torch.exp(log_dA[..., None, :] * j[:, None])  # (..., L/c, N)  Ā_n^{cj}
+    CB = (C * dB).to(outer.dtype)  # (..., N)
+    K = ((CB[..., None, :] * outer) @ inner).flatten(-2)[..., :L]  # (..., L)
     return 2 * K.real if conj_pairs else K
 
 
@@ -119,23 +124,29 @@ def cauchy(
     conj_pairs: bool = False,
     chunk_size: int = 1024,
 ) -> torch.Tensor:
-    """Cauchy matrix-vector product k_j = Σ_n v_n / (α_j − β_j w_n); v, w (..., N), α, β (..., M) → k (..., M).
+    """Cauchy matrix-vector products k_j = Σ_n v_n / (α_j − β_j w_n); v (..., [K,] N), w (..., N), α, β (..., M) → k (..., [K,] M).
 
-    β = 1 gives the usual Cauchy kernel Σ_n v_n / (z_j − w_n). With ``conj_pairs`` every mode is
-    summed with its conjugate, adding Σ_n v̄_n / (α_j − β_j w̄_n). Evaluated ``chunk_size`` nodes at a
-    time: memory O(N · chunk_size) per batch element, never O(N · M).
+    β = 1 gives the usual Cauchy kernel Σ_n v_n / (z_j − w_n). Several vectors v (axis K) share one
+    Cauchy matrix R_jn = 1/(α_j − β_j w_n), formed ``chunk_size`` nodes at a time (memory
+    O(N · chunk_size) per batch element, never O(N · M)) and applied as a matrix product. With
+    ``conj_pairs`` every mode is summed with its conjugate, adding Σ_n v̄_n / (α_j − β_j w̄_n).
     """
+    single = v.ndim == w.ndim
+    if single:
+        v = v[..., None, :]  # (..., 1, N)
     if beta is None:
         beta = torch.ones_like(alpha)
+    vT = v.transpose(-1, -2)  # (..., N, K)
     k = []
     for start in range(0, alpha.shape[-1], chunk_size):
         a = alpha[..., start : start + chunk_size, None]  # (..., m, 1)
         b = beta[..., start : start + chunk_size, None]  # (..., m, 1)
-        r = (v[..., None, :] / (a - b * w[..., None, :])).sum(-1)  # (..., m)
+        r = torch.reciprocal(a - b * w[..., None, :]) @ vT  # (..., m, K)
         if conj_pairs:
-            r = r + (v.conj()[..., None, :] / (a - b * w.conj()[..., None, :])).sum(-1)  # (..., m)
+            r = r + torch.reciprocal(a - b * w.conj()[..., None, :]) @ vT.conj()  # (..., m, K)
         k.append(r)
-    return torch.cat(k, dim=-1)  # (..., M)
+    k = torch.cat(k, dim=-2).transpose(-1, -2)  # (..., K, M)
+    return k[..., 0, :] if single else k
 
 
 def _conj_expand(x: torch.Tensor) -> torch.Tensor:
@@ -242,18 +253,24 @@ def dplr_kernel(
     a = (1 - omega) / dt[..., None]  # (..., M)
     b = (alpha + (1 - alpha) * omega).expand_as(a)  # (..., M)
 
-    def k(x, y):  # k(x, y)_j = Σ_n x_n y_n / (α_j − β_j Λ_n); x, y (..., N) → (..., M)
-        return cauchy((x * y).to(cdtype), Lambda, a, b, conj_pairs=conj_pairs)
-
-    Qc = Q.conj()
-    k_CB = k(C, B)  # (..., M)
-    k_CP = torch.stack([k(C, P[..., i, :]) for i in range(P.shape[-2])], dim=-1)  # (..., M, r)
-    k_QB = torch.stack([k(Qc[..., i, :], B) for i in range(P.shape[-2])], dim=-1)  # (..., M, r)
-    k_QP = torch.stack(
-        [torch.stack([k(Qc[..., i, :], P[..., m, :]) for m in range(P.shape[-2])], dim=-1) for i in range(P.shape[-2])],
-        dim=-2,
-    )  # (..., M, r, r): [i, m] = k(Q̄_i, P_m)
-    eye = torch.eye(P.shape[-2], dtype=cdtype, device=Lambda.device)
+    # the 1 + 2r + r² Cauchy sums share one Cauchy matrix: k(x y)_j = Σ_n x_n y_n / (α_j − β_j Λ_n)
+    r = P.shape[-2]
+    Qc = Q.conj()  # (..., r, N)
+    parts = [
+        (C * B)[..., None, :],  # (..., 1, N)    C̃ B
+        C[..., None, :] * P,  # (..., r, N)      C̃ P_m
+        Qc * B[..., None, :],  # (..., r, N)     Q̄_i B
+        (Qc[..., :, None, :] * P[..., None, :, :]).flatten(-3, -2),  # (..., r², N)  Q̄_i P_m
+    ]
+    batch = torch.broadcast_shapes(*(x.shape[:-2] for x in parts))
+    v = torch.cat([x.expand(*batch, *x.shape[-2:]) for x in parts], dim=-2).to(cdtype)  # (..., 1 + 2r + r², N)
+    k = cauchy(v, Lambda.to(cdtype), a, b, conj_pairs=conj_pairs)  # (..., 1 + 2r + r², M)
+    k = k.movedim(-1, -2)  # (..., M, 1 + 2r + r²)
+    k_CB = k[..., 0]  # (..., M)
+    k_CP = k[..., 1 : 1 + r]  # (..., M, r)
+    k_QB = k[..., 1 + r : 1 + 2 * r]  # (..., M, r)
+    k_QP = k[..., 1 + 2 * r :].unflatten(-1, (r, r))  # (..., M, r, r): [i, m] = k(Q̄_i P_m)
+    eye = torch.eye(r, dtype=cdtype, device=Lambda.device)
     corr = torch.linalg.solve(eye + b[..., None, None] * k_QP, k_QB[..., None])[..., 0]  # (..., M, r)
     K_hat = k_CB - b * (k_CP * corr).sum(-1)  # (..., M)
     if conj_pairs:

@@ -72,14 +72,14 @@ def test_vandermonde_equals_power_kernel(conj_pairs):
     assert _rel(K, ref) < 1e-10
 
 
-def test_vandermonde_chunks_zero_and_negative_modes():
+def test_vandermonde_blocks_zero_and_negative_modes():
     # Ā = 0 (a mode that dies in one step) and negative real Ā (forward Euler past stability)
     dA = torch.tensor([0.0, -0.9, 0.5, -0.3], dtype=f64)
     dB = torch.tensor([1.0, 2.0, -1.0, 0.5], dtype=f64)
     C = torch.tensor([0.7, 0.1, 1.0, -2.0], dtype=f64)
     ref = power_kernel(torch.diag(dA), dB, C, 50)
-    for chunk in (1, 7, 50, 4096):
-        K = vandermonde_kernel(dA, dB, C, 50, chunk_size=chunk)
+    for block in (1, 7, 50, 4096, None):
+        K = vandermonde_kernel(dA, dB, C, 50, block=block)
         assert _rel(K.real, ref) < 1e-12 and K.imag.abs().max() < 1e-12
 
 

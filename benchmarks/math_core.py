@@ -1,0 +1,368 @@
+"""Wall-time (and peak-memory) benchmark of the math core, on CPU in float32.
+
+What is measured (median wall time of one call over R repeats, after warm-up calls):
+
+1. S4D kernel: :func:`~ssmforecast.math.discretize.zoh_diag` + :func:`~ssmforecast.math.kernels.vandermonde_kernel`
+   (``conj_pairs=True``), S4D-Lin modes, H = 64 channels, N = 64 modes, per-channel Δ.
+2. S4 kernel: :func:`~ssmforecast.math.kernels.dplr_kernel` (bilinear, ``conj_pairs=True``) of DPLR-LegS
+   of state size 2·64 halved to its 64 modes with Im Λ > 0, H = 64, per-channel Δ; once with
+   ``C_is_truncated=True`` (Cauchy + Woodbury + iFFT only) and once including C̃ = C(I − Ā^L).
+3. FFT convolution: :func:`~ssmforecast.math.conv.fft_conv` of u (8, 64, L) with K̄ (64, L).
+4. Scans x_k = a_k ⊙ x_{k−1} + b_k on (8, 64, L, 16), a = exp(Δλ) with λ < 0 per (channel, state) and
+   Δ per (batch, channel, step): :func:`~ssmforecast.math.scan.linear_recurrence` (chunked, T = 16)
+   against :func:`~ssmforecast.math.scan.linear_recurrence_seq` (Python loop), forward only and
+   forward + backward (gradients of (x·g).sum() w.r.t. a and b, g fixed).
+
+Δ is log-uniform in [1e-3, 1e-1] everywhere; every case seeds torch itself, so its inputs do not
+depend on which other cases run. Each case runs in a forked child (fresh heap): a warm-up call at
+L = 64 (lazily loaded code), a first call at L (the warm-up of the repeats, and the call whose peak
+memory is read), then R timed repeats; fast calls are looped so that one repeat lasts at least
+``MIN_REPEAT_S``, and the time reported is per call. To keep the default run within a few minutes
+on 2 cores, slow calls get fewer repeats and a case is not run at a larger L once a call took over
+``SKIP_AFTER_S`` (see the constants; the table header states the rule). The growth exponent of a row
+is log(t / t_prev) / log(L / L_prev) against the previous L of the same case (1 = linear in L).
+
+Peak memory is the growth of the resident set (VmHWM − VmRSS, Linux ``/proc``) during the first call
+at L: inputs excluded, the output and every temporary (autograd graph included) counted. Where fork
+or ``/proc/self/clear_refs`` is unavailable the cases run in this process and the column reads "n/a".
+
+Run (from the repository root; ``make bench`` runs the default)::
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/math_core.py [--quick] [--repeats R] [--out FILE.md]
+
+``--quick`` uses R = 3 and drops the largest L of each family. The only output is one Markdown
+table with a short header (command, torch version, thread count) and footnotes; ``--out`` also
+writes it to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import multiprocessing
+import platform
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+# benchmark the checkout this script lives in, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ssmforecast.math.conv import fft_conv  # noqa: E402
+from ssmforecast.math.discretize import zoh_diag  # noqa: E402
+from ssmforecast.math.hippo import dplr_legs, s4d_lin  # noqa: E402
+from ssmforecast.math.kernels import dplr_kernel, vandermonde_kernel  # noqa: E402
+from ssmforecast.math.scan import linear_recurrence, linear_recurrence_seq  # noqa: E402
+
+DTYPE = torch.float32
+CDTYPE = torch.complex64
+SEED = 0
+H = 64  # channels
+N_MODES = 64  # complex modes (conjugate pairs) of the S4D / S4 kernels
+BATCH = 8
+N_SCAN = 16  # state size of the scans
+CHUNK = 16  # chunk length T of linear_recurrence
+DT_MIN, DT_MAX = 1e-3, 1e-1
+KERNEL_LENGTHS = (1024, 4096, 16384)
+SCAN_LENGTHS = (256, 1024, 4096)
+WARMUP_L = 64  # length of the warm-up call before a memory measurement
+MIN_REPEAT_S = 0.05  # a timed repeat loops a fast call until it lasts at least this long
+# run-time budget (the default run should stay within a few minutes on 2 cores):
+SLOW_CALL_S = 1.5  # calls slower than this get at most SLOW_REPEATS repeats
+SLOW_REPEATS = 3
+SINGLE_CALL_S = 10.0  # calls slower than this are timed once (that call is the reported time)
+SKIP_AFTER_S = 20.0  # a larger L is skipped when the previous L of the same case took longer
+CASE_TIMEOUT_S = 600.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: each builds its (seeded) inputs for a length L and returns the call to time
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    family: str
+    variant: str
+    L: int
+    setup: Callable[[int], Callable[[], object]]
+
+
+def _log_uniform_dt(*shape: int) -> torch.Tensor:
+    """Δ log-uniform in [DT_MIN, DT_MAX]; → shape."""
+    lo, hi = math.log(DT_MIN), math.log(DT_MAX)
+    return torch.exp(lo + (hi - lo) * torch.rand(*shape, dtype=DTYPE))
+
+
+def _s4d_setup(L: int) -> Callable[[], object]:
+    torch.manual_seed(SEED)
+    Lambda, B = s4d_lin(N_MODES, dtype=DTYPE)  # (N,), (N,) complex
+    Lambda = Lambda.expand(H, N_MODES).clone()  # (H, N)
+    B = B.expand(H, N_MODES).clone()  # (H, N)
+    C = torch.randn(H, N_MODES, dtype=CDTYPE)  # (H, N)
+    dt = _log_uniform_dt(H)  # (H,)
+
+    def call():
+        dA, dB = zoh_diag(Lambda, B, dt)  # (H, N), (H, N)
+        return vandermonde_kernel(dA, dB, C, L, conj_pairs=True)  # (H, L)
+
+    return call
+
+
+def _s4_setup(C_is_truncated: bool) -> Callable[[int], Callable[[], object]]:
+    def setup(L: int) -> Callable[[], object]:
+        torch.manual_seed(SEED)
+        Lambda, P, B, _ = dplr_legs(2 * N_MODES, dtype=DTYPE)  # (2N,), (1, 2N), (2N,)
+        # the first N modes have Im Λ > 0; the other N are their conjugates (conj_pairs=True)
+        Lambda = Lambda[:N_MODES].expand(H, N_MODES).clone()  # (H, N)
+        P = P[:, :N_MODES].expand(H, 1, N_MODES).clone()  # (H, 1, N)
+        B = B[:N_MODES].expand(H, N_MODES).clone()  # (H, N)
+        C = torch.randn(H, N_MODES, dtype=CDTYPE)  # (H, N)
+        dt = _log_uniform_dt(H)  # (H,)
+
+        def call():  # A = diag(Λ) − Pᵀ conj(P): Q = P for LegS
+            return dplr_kernel(
+                Lambda, P, P, B, C, dt, L, method="bilinear", conj_pairs=True, C_is_truncated=C_is_truncated
+            )  # (H, L)
+
+        return call
+
+    return setup
+
+
+def _conv_setup(L: int) -> Callable[[], object]:
+    torch.manual_seed(SEED)
+    u = torch.randn(BATCH, H, L, dtype=DTYPE)  # (B, H, L)
+    K = torch.randn(H, L, dtype=DTYPE) / math.sqrt(L)  # (H, L)
+    return lambda: fft_conv(u, K)
+
+
+def _scan_setup(sequential: bool, backward: bool) -> Callable[[int], Callable[[], object]]:
+    scan = linear_recurrence_seq if sequential else (lambda a, b: linear_recurrence(a, b, chunk_size=CHUNK))
+
+    def setup(L: int) -> Callable[[], object]:
+        torch.manual_seed(SEED)
+        lam = -torch.exp(torch.randn(H, 1, N_SCAN, dtype=DTYPE))  # (H, 1, N) negative
+        dt = _log_uniform_dt(BATCH, H, L, 1)  # (B, H, L, 1)
+        a = torch.exp(dt * lam)  # (B, H, L, N) in (0, 1)
+        b = torch.randn(BATCH, H, L, N_SCAN, dtype=DTYPE)  # (B, H, L, N)
+        if not backward:
+            return lambda: scan(a, b)
+        g = torch.randn(BATCH, H, L, N_SCAN, dtype=DTYPE)  # (B, H, L, N)
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+        return lambda: torch.autograd.grad((scan(a, b) * g).sum(), (a, b))
+
+    return setup
+
+
+def build_cases(quick: bool) -> list[Case]:
+    kernel_L = KERNEL_LENGTHS[:-1] if quick else KERNEL_LENGTHS
+    scan_L = SCAN_LENGTHS[:-1] if quick else SCAN_LENGTHS
+    series = [
+        ("S4D kernel", "zoh_diag + vandermonde", kernel_L, _s4d_setup),
+        ("S4 kernel", "dplr, C̃ given", kernel_L, _s4_setup(C_is_truncated=True)),
+        ("S4 kernel", "dplr + C̃ = C(I−Ā^L)", kernel_L, _s4_setup(C_is_truncated=False)),
+        ("FFT conv", "fft_conv", kernel_L, _conv_setup),
+        ("Scan", "fwd, chunked", scan_L, _scan_setup(sequential=False, backward=False)),
+        ("Scan", "fwd, sequential", scan_L, _scan_setup(sequential=True, backward=False)),
+        ("Scan", "fwd+bwd, chunked", scan_L, _scan_setup(sequential=False, backward=True)),
+        ("Scan", "fwd+bwd, sequential", scan_L, _scan_setup(sequential=True, backward=True)),
+    ]
+    return [Case(family, variant, L, setup) for family, variant, lengths, setup in series for L in lengths]
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------
+
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _start_peak() -> int | None:
+    """Reset VmHWM to the current VmRSS (Linux) and return VmRSS in KiB; None where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _proc_status_kib("VmRSS")
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _measure(case: Case, repeats: int, memory: bool) -> dict:
+    """Time one case: warm-up at L = WARMUP_L, a first call at L (the peak-memory call), then repeats.
+
+    The first call at L is the warm-up of the timed repeats. Calls slower than SLOW_CALL_S get at
+    most SLOW_REPEATS repeats; calls slower than SINGLE_CALL_S get none, and the first call is the
+    time reported.
+    """
+    case.setup(WARMUP_L)()  # load lazily initialised code paths
+    fn = case.setup(case.L)
+    gc.collect()
+    base = _start_peak() if memory else None
+    t0 = time.perf_counter()
+    out = fn()
+    t_first = time.perf_counter() - t0
+    mem = None if base is None else (_proc_status_kib("VmHWM") - base) / 1024  # MiB
+    del out
+    if t_first > SINGLE_CALL_S:
+        return {"time": t_first, "repeats": 1, "mem": mem, "single": True}
+    if t_first > SLOW_CALL_S:
+        repeats = min(repeats, SLOW_REPEATS)
+    inner = max(1, math.ceil(MIN_REPEAT_S / max(t_first, 1e-9)))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return {"time": statistics.median(times), "repeats": repeats, "mem": mem, "single": False}
+
+
+def _child(case: Case, repeats: int, conn) -> None:
+    try:
+        conn.send(_measure(case, repeats, memory=True))
+    except Exception as exc:  # noqa: BLE001 - reported as a failed row
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+def run_case(case: Case, repeats: int) -> dict:
+    """Measure a case in a forked child (fresh heap, so the peak-memory reading is its own);
+    in this process, without memory, where fork is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return _measure(case, repeats, memory=False)
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(case, repeats, send))
+    proc.start()
+    send.close()
+    try:
+        result = recv.recv() if recv.poll(CASE_TIMEOUT_S) else {"error": f"timeout after {CASE_TIMEOUT_S:g} s"}
+    except EOFError:
+        result = {"error": "child process died"}
+    proc.join(5.0)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    return result
+
+
+def run_all(cases: list[Case], repeats: int) -> list[dict]:
+    """Measure the cases in order; skip an L whose previous L (same case) took over SKIP_AFTER_S per call."""
+    results = []
+    prev_time: dict[tuple[str, str], float] = {}
+    for case in cases:
+        key = (case.family, case.variant)
+        if prev_time.get(key, 0.0) > SKIP_AFTER_S:
+            results.append({"skipped": True})
+            prev_time[key] = math.inf
+            continue
+        result = run_case(case, repeats)
+        results.append(result)
+        prev_time[key] = result.get("time", math.inf)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt_ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 1000 else f"{ms:,.0f}"
+
+
+def render(cases: list[Case], results: list[dict], repeats: int, command: str, total_s: float) -> str:
+    """The Markdown report: header lines, one table, footnotes."""
+    times = {(c.family, c.variant, c.L): r["time"] for c, r in zip(cases, results) if "time" in r}
+    rows = []
+    prev: dict[tuple[str, str], tuple[int, float]] = {}
+    for case, r in zip(cases, results):
+        key = (case.family, case.variant)
+        cells = [case.family, case.variant, str(case.L)]
+        if "time" not in r:
+            status = "skipped" if r.get("skipped") else f"failed ({r.get('error', '?')})"
+            rows.append(cells + [status, "—", "—", "—", "0"])
+            prev.pop(key, None)
+            continue
+        t = r["time"]
+        growth = "—"
+        if key in prev:
+            L0, t0 = prev[key]
+            growth = f"{math.log(t / t0) / math.log(case.L / L0):.2f}"
+        prev[key] = (case.L, t)
+        ratio = "—"
+        if case.family == "Scan" and case.variant.endswith("sequential"):
+            t_chunked = times.get((case.family, case.variant.replace("sequential", "chunked"), case.L))
+            if t_chunked is not None:
+                ratio = f"{t / t_chunked:.1f}×"
+        mem = "n/a" if r["mem"] is None else f"{r['mem']:.1f}"
+        reps = "1†" if r["single"] else f"{r['repeats']}" + ("*" if r["repeats"] < repeats else "")
+        rows.append(cells + [_fmt_ms(t), growth, ratio, mem, reps])
+
+    header = ["Family", "Case", "L", "Median (ms)", "Growth exp.", "Seq/chunked", "Peak mem (MiB)", "Repeats"]
+    lines = [
+        f"Command: `{command}`  ",
+        f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
+        f"Python {platform.python_version()} ({platform.machine()}); CPU, float32; seed {SEED}; "
+        f"median of R = {repeats} repeats; total run {total_s:.0f} s.  ",
+        f"Run-time budget: calls slower than {SLOW_CALL_S:g} s get at most {SLOW_REPEATS} repeats (*); "
+        f"calls slower than {SINGLE_CALL_S:g} s are timed once, without a warm-up call at that L (1†); "
+        f"an L is skipped when the previous L of the same case took over {SKIP_AFTER_S:g} s per call.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]) + "|",
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += [
+        "",
+        f"Shapes: S4D/S4 kernels H = {H}, N = {N_MODES} conjugate-pair modes, per-channel Δ; FFT conv "
+        f"u ({BATCH}, {H}, L), K̄ ({H}, L); scans a, b ({BATCH}, {H}, L, {N_SCAN}), chunk T = {CHUNK}, "
+        "fwd+bwd = gradients of (x·g).sum() w.r.t. a and b.  ",
+        "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same case. "
+        "Seq/chunked = t(linear_recurrence_seq) / t(linear_recurrence) at equal L and mode.  ",
+        "Peak mem = growth of the resident set (VmHWM − VmRSS) during the first call at L, in a forked "
+        f"child per case, after a warm-up call at L = {WARMUP_L}: inputs excluded, output and temporaries "
+        "(autograd graph included) counted.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="R = 3 and the largest L of each family dropped")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per case (default 5, 3 with --quick)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
+    args = parser.parse_args(argv)
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
+    if repeats < 1:
+        parser.error("--repeats must be >= 1")
+    command = shlex.join(["python", "benchmarks/math_core.py", *(sys.argv[1:] if argv is None else argv)])
+
+    start = time.perf_counter()
+    cases = build_cases(args.quick)
+    results = run_all(cases, repeats)
+    text = render(cases, results, repeats, command, time.perf_counter() - start)
+    print(text, end="")
+    if args.out is not None:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

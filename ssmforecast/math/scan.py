@@ -1,0 +1,327 @@
+"""Linear recurrences with a per-step diagonal transition: x_k = a_k ⊙ x_{k−1} + b_k.
+
+This is the time-varying path of the library: S4D with an irregular step Δ_k (Ā_k = exp(Δ_k Λ))
+and Mamba's selective scan (Ā_k, B̄_k, C_k functions of the input). The time axis is dim −2 and
+the state axis dim −1; tensors may be real or complex (complex for S4D modes).
+
+- :func:`linear_recurrence_seq`: the sequential reference, a Python loop over the L steps.
+- :func:`linear_recurrence`: the same result from a chunked two-level scan applied recursively,
+  O(L) work and O(T · log_T L) sequential steps for a chunk size T.
+- :func:`ssm_scan`: the discrete SSM x_k = Ā_k ⊙ x_{k−1} + B̄_k u_k, y_k = Σ_n C_{k,n} x_{k,n} + D u_k.
+
+All three broadcast their inputs (e.g. Ā of shape (1, H, L, N) against B̄ (batch, H, L, N)),
+support autograd, and never modify their arguments in place.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_broadcast, check_choice, check_finite
+
+#: Values of ``method`` accepted by :func:`ssm_scan`.
+METHODS: tuple[str, ...] = ("chunked", "sequential")
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_chunk_size(chunk_size: int) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise ValueError(f"chunk_size must be an int >= 2, got {chunk_size!r}")
+    if chunk_size < 2:
+        raise ValueError(f"chunk_size must be >= 2, got {chunk_size}")
+    return chunk_size
+
+
+def _check_float(name: str, x: torch.Tensor) -> None:
+    if not (x.is_floating_point() or x.is_complex()):
+        raise ValueError(f"{name} must be a floating point or complex tensor, got dtype {x.dtype}")
+
+
+def _prepare(
+    a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Validate (a, b, x0) and return them in one dtype with a and b expanded along L only."""
+    check_finite("a", a)
+    check_finite("b", b)
+    for name, t in (("a", a), ("b", b)):
+        if t.ndim < 2:
+            raise ValueError(f"{name} must have shape (..., L, N), got {tuple(t.shape)}")
+        _check_float(name, t)
+    tensors = {"a": a, "b": b}
+    if x0 is not None:
+        check_finite("x0", x0)
+        if x0.ndim < 1:
+            raise ValueError(f"x0 must have shape (..., N), got {tuple(x0.shape)}")
+        _check_float("x0", x0)
+        tensors["x0[..., None, :]"] = x0.unsqueeze(-2)
+    shape = check_broadcast(**tensors)
+    if shape[-2] == 0:
+        raise ValueError(f"the time axis (dim -2) is empty: a {tuple(a.shape)}, b {tuple(b.shape)}")
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    if x0 is not None:
+        dtype = torch.promote_types(dtype, x0.dtype)
+        x0 = x0.to(dtype)
+    L = shape[-2]
+    a = a.to(dtype).expand(a.shape[:-2] + (L, a.shape[-1]))  # (..., L, N)
+    b = b.to(dtype).expand(b.shape[:-2] + (L, b.shape[-1]))  # (..., L, N)
+    return a, b, x0
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels (no validation; a and b share dtype and the length L of dim −2)
+# ---------------------------------------------------------------------------------------------
+
+
+def _state_shape(*tensors: torch.Tensor | None) -> torch.Size:
+    """Broadcast shape of the given (..., N) state-like tensors, ``None`` skipped."""
+    return torch.broadcast_shapes(*(t.shape for t in tensors if t is not None))
+
+
+def _seq(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
+    # unbind, not a[..., k, :]: one backward node for all steps instead of L full-size gradients
+    a_k, b_k = a.unbind(-2), b.unbind(-2)  # L × (..., N)
+    shape = _state_shape(a_k[0], b_k[0], x0)  # (..., N)
+    if x0 is None:
+        x = b_k[0].expand(shape)  # (..., N)
+    else:
+        x = torch.addcmul(b_k[0], a_k[0], x0).expand(shape)  # (..., N)
+    xs = [x]
+    for k in range(1, len(a_k)):
+        x = torch.addcmul(b_k[k], a_k[k], x)  # (..., N)
+        xs.append(x)
+    return torch.stack(xs, dim=-2)  # (..., L, N)
+
+
+def _chunked(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None, T: int) -> torch.Tensor:
+    L = a.shape[-2]
+    if L <= T:
+        return _seq(a, b, x0)
+    n_chunks = -(-L // T)
+    pad = n_chunks * T - L
+    if pad:
+        a = torch.cat([a, a.new_ones(a.shape[:-2] + (pad, a.shape[-1]))], dim=-2)  # (..., C·T, N)
+        b = torch.cat([b, b.new_zeros(b.shape[:-2] + (pad, b.shape[-1]))], dim=-2)  # (..., C·T, N)
+    # strided views, no copies: step t of every chunk at once; unbind keeps backward O(L)
+    a_s = a.unflatten(-2, (n_chunks, T)).unbind(-2)  # T × (..., C, N)
+    b_s = b.unflatten(-2, (n_chunks, T)).unbind(-2)  # T × (..., C, N)
+    # pass 1: end state of each chunk from a zero state, and the chunk's product Π a
+    s, prod = b_s[0], a_s[0]  # (..., C, N)
+    for t in range(1, T):
+        s = torch.addcmul(b_s[t], a_s[t], s)  # (..., C, N)
+        prod = prod * a_s[t]  # (..., C, N)
+    # carries h_c = (Π_{chunk c} a) ⊙ h_{c−1} + s_c with h_{−1} = x0: a recurrence of length C
+    h = _chunked(prod, s, x0, T)  # (..., C, N)
+    if x0 is None:
+        first = h.new_zeros(h.shape[:-2] + (1, h.shape[-1]))  # (..., 1, N)
+    else:
+        first = x0.unsqueeze(-2).expand(h.shape[:-2] + (1, h.shape[-1]))  # (..., 1, N)
+    carry = torch.cat([first, h[..., :-1, :]], dim=-2)  # (..., C, N), state entering each chunk
+    # pass 2: rerun the T steps from the carries; equals local + cumprod(a) ⊙ carry, no cumprod
+    s = torch.addcmul(b_s[0], a_s[0], carry)  # (..., C, N)
+    states = [s]
+    for t in range(1, T):
+        s = torch.addcmul(b_s[t], a_s[t], s)  # (..., C, N)
+        states.append(s)
+    x = torch.stack(states, dim=-2).flatten(-3, -2)  # (..., C·T, N)
+    return x[..., :L, :] if pad else x  # (..., L, N)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+# Sequential reference of the first-order linear recurrence (Blelloch 1990 "Prefix sums and their
+# applications" §1.4); the recurrent mode of S4 (Gu et al. 2022 §2.3) / Mamba (Gu & Dao 2023 eq. 2)
+def linear_recurrence_seq(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+    """x_k = a_k ⊙ x_{k−1} + b_k, x_{−1} = x0; a, b (..., L, N), x0 (..., N) → x (..., L, N).
+
+    Plain Python loop over the L steps (L dependent elementwise operations); the reference for
+    :func:`linear_recurrence`.
+
+    Parameters
+    ----------
+    a : Tensor of shape (..., L, N)
+        Per-step diagonal transition, real or complex.
+    b : Tensor of shape (..., L, N)
+        Per-step input term, broadcastable against ``a`` (including along L and N).
+    x0 : Tensor of shape (..., N), optional
+        State before the first step; zeros if omitted.
+
+    Returns
+    -------
+    x : Tensor of shape (..., L, N)
+        All states, with the broadcast shape of ``a``, ``b`` and ``x0[..., None, :]`` and their
+        promoted dtype.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not broadcast, L = 0, or an input holds NaN/inf or is not floating point.
+    """
+    a, b, x0 = _prepare(a, b, x0)
+    return _seq(a, b, x0)
+
+
+# Chunked scan of a linear recurrence (Blelloch 1990 §1.4; Martin & Cundy 2018 "Parallelizing
+# linear recurrent neural nets over sequence length"; the chunked form of Mamba-2, Dao & Gu 2024 §6)
+def linear_recurrence(
+    a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None = None, *, chunk_size: int = 16
+) -> torch.Tensor:
+    """x_k = a_k ⊙ x_{k−1} + b_k, x_{−1} = x0; a, b (..., L, N), x0 (..., N) → x (..., L, N).
+
+    Same result as :func:`linear_recurrence_seq`, computed by a two-level chunked scan. With
+    T = ``chunk_size`` and the time axis padded to C·T steps (a with 1, b with 0):
+
+    1. for all C chunks at once (T vectorized steps), the end state s_c of the chunk from a zero
+       state and the chunk product P_c = Π_{i ∈ c} a_i (a running product: no division, so a
+       strongly decaying a underflows to 0 instead of overflowing);
+    2. the carries h_c = P_c ⊙ h_{c−1} + s_c, h_{−1} = x0: a recurrence of length C solved by
+       the same procedure (sequentially once C ≤ T);
+    3. x inside chunk c by T vectorized steps again, starting from h_{c−1}. This equals
+       local states + cumprod(a) ⊙ h_{c−1} but stores neither, and its gradient avoids the
+       division by a in the backward of ``torch.cumprod`` (wrong once a product underflows).
+
+    Work (about twice the sequential loop's) and memory are O(L), the sequential depth
+    O(T · log_T L).
+
+    Parameters
+    ----------
+    a : Tensor of shape (..., L, N)
+        Per-step diagonal transition, real or complex.
+    b : Tensor of shape (..., L, N)
+        Per-step input term, broadcastable against ``a`` (including along L and N).
+    x0 : Tensor of shape (..., N), optional
+        State before the first step; zeros if omitted.
+    chunk_size : int, default 16
+        Chunk length T >= 2.
+
+    Returns
+    -------
+    x : Tensor of shape (..., L, N)
+        All states, with the broadcast shape of ``a``, ``b`` and ``x0[..., None, :]`` and their
+        promoted dtype.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not broadcast, L = 0, chunk_size < 2, or an input holds NaN/inf or is
+        not floating point.
+    """
+    T = _check_chunk_size(chunk_size)
+    a, b, x0 = _prepare(a, b, x0)
+    return _chunked(a, b, x0, T)
+
+
+# Discrete SSM with a per-step diagonal transition: the selective scan of Mamba (Gu & Dao 2023
+# §3.3, Alg. 2) and S5's time-varying diagonal recurrence (Smith et al. 2023 §3); conjugate
+# pairs as in S4D (Gu et al. 2022 "On the parameterization and initialization of diagonal SSMs" §3)
+def ssm_scan(
+    u: torch.Tensor,
+    dA: torch.Tensor,
+    dB: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    x0: torch.Tensor | None = None,
+    *,
+    method: str = "chunked",
+    chunk_size: int = 16,
+    conj_pairs: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x_k = Ā_k ⊙ x_{k−1} + B̄_k u_k, y_k = Σ_n C_{k,n} x_{k,n} + D u_k;
+    u (..., H, L), Ā, B̄, C (..., H, L, N) → y (..., H, L), x_last (..., H, N).
+
+    For a complex state the output is y = Re(Σ_n C x) or, with ``conj_pairs=True`` (each mode
+    standing for itself and its complex conjugate, as in S4D), y = 2 Re(Σ_n C x).
+    Streaming: splitting u (and Ā, B̄, C) in time and passing ``x_last`` of the first part as
+    ``x0`` of the second gives the same y as one call on the whole.
+
+    Parameters
+    ----------
+    u : Tensor of shape (..., H, L)
+        Real input, one sequence per channel.
+    dA : Tensor of shape (..., H, L, N)
+        Discrete diagonal transition Ā_k, real or complex.
+    dB : Tensor of shape (..., H, L, N)
+        Discrete input vector B̄_k.
+    C : Tensor of shape (..., H, L, N) or (..., H, 1, N)
+        Output vector C_k (L = 1 for a time-invariant C).
+    D : Tensor of shape (H,), optional
+        Real skip connection (broadcastable to (..., H)).
+    x0 : Tensor of shape (..., H, N), optional
+        State before the first step; zeros if omitted.
+    method : {"chunked", "sequential"}, default "chunked"
+        :func:`linear_recurrence` or :func:`linear_recurrence_seq`.
+    chunk_size : int, default 16
+        Chunk length T >= 2 of the chunked scan.
+    conj_pairs : bool, default False
+        Double the real part (complex state only).
+
+    Returns
+    -------
+    y : Tensor of shape (..., H, L)
+        Real output.
+    x_last : Tensor of shape (..., H, N)
+        State after the last step (real or complex), to pass as ``x0`` of the next call.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not broadcast or disagree in L, L = 0, ``method`` is unknown,
+        chunk_size < 2, an input holds NaN/inf, u or D is complex, or ``conj_pairs`` is set for a
+        real state.
+    """
+    check_choice("method", method, METHODS)
+    T = _check_chunk_size(chunk_size)
+    named = {"u": u, "dA": dA, "dB": dB, "C": C}
+    named |= ({} if D is None else {"D": D}) | ({} if x0 is None else {"x0": x0})
+    for name, t in named.items():
+        check_finite(name, t)
+        _check_float(name, t)
+    if u.ndim < 2:
+        raise ValueError(f"u must have shape (..., H, L), got {tuple(u.shape)}")
+    if u.is_complex():
+        raise ValueError(f"u must be real, got dtype {u.dtype}")
+    if u.shape[-1] == 0:
+        raise ValueError(f"u has an empty time axis (dim -1): shape {tuple(u.shape)}")
+    for name in ("dA", "dB", "C"):
+        if named[name].ndim < 3:
+            raise ValueError(f"{name} must have shape (..., H, L, N), got {tuple(named[name].shape)}")
+    tensors = {"u[..., None]": u.unsqueeze(-1), "dA": dA, "dB": dB, "C": C}
+    if x0 is not None:
+        if x0.ndim < 2:
+            raise ValueError(f"x0 must have shape (..., H, N), got {tuple(x0.shape)}")
+        tensors["x0[..., None, :]"] = x0.unsqueeze(-2)
+    if D is not None:
+        if D.is_complex():
+            raise ValueError(f"D must be real, got dtype {D.dtype}")
+        tensors["D[..., None, None]"] = D[..., None, None]
+    shape = check_broadcast(**tensors)  # (..., H, L, N)
+    L = u.shape[-1]
+    if shape[-2] != L:
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items())
+        raise ValueError(f"time axes disagree: u has L={L} but the broadcast L is {shape[-2]} ({shapes})")
+    state_dtype = torch.promote_types(torch.promote_types(dA.dtype, dB.dtype), C.dtype)
+    if x0 is not None:
+        state_dtype = torch.promote_types(state_dtype, x0.dtype)
+    if conj_pairs and not state_dtype.is_complex:
+        raise ValueError(f"conj_pairs=True needs a complex state, but dA, dB, C, x0 promote to {state_dtype}")
+
+    a = dA.expand(dA.shape[:-2] + (L, dA.shape[-1]))  # (..., H, L, N)
+    b = dB * u.unsqueeze(-1)  # (..., H, L, N)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    if x0 is not None:
+        dtype = torch.promote_types(dtype, x0.dtype)
+        x0 = x0.to(dtype)
+    a, b = a.to(dtype), b.to(dtype)
+    x = _chunked(a, b, x0, T) if method == "chunked" else _seq(a, b, x0)  # (..., H, L, N)
+    y = (C * x).sum(dim=-1)  # (..., H, L)
+    if y.is_complex():
+        y = 2.0 * y.real if conj_pairs else y.real  # (..., H, L)
+    if D is not None:
+        y = torch.addcmul(y, D.unsqueeze(-1), u)  # (..., H, L)
+    return y, x[..., -1, :]

@@ -1,0 +1,396 @@
+"""Tests of ssmforecast.math.scan against independent float64 references (numpy brute force)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from ssmforecast.math.scan import linear_recurrence, linear_recurrence_seq, ssm_scan
+
+CHUNK_SIZES = (2, 4, 16, 64)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _eigs(H: int, N: int, complex_: bool, g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
+    """λ (H, N) with real parts in −[0.01, 6] (so Δλ reaches −60 for Δ = 10); imaginary in [−10, 10]."""
+    re_ = -torch.exp(torch.empty(H, N, dtype=dtype).uniform_(np.log(0.01), np.log(6.0), generator=g))
+    if not complex_:
+        return re_
+    im = torch.empty(H, N, dtype=dtype).uniform_(-10.0, 10.0, generator=g)
+    return torch.complex(re_, im)
+
+
+def _steps(shape: tuple[int, ...], g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
+    """Δ of the given shape, log-uniform in [1e-3, 10]."""
+    return torch.exp(torch.empty(shape, dtype=dtype).uniform_(np.log(1e-3), np.log(10.0), generator=g))
+
+
+def _decay(batch: int, H: int, L: int, N: int, complex_: bool, g: torch.Generator, dtype=torch.float64):
+    """a = exp(Δ λ) with Δ (batch, H, L) varying per step and channel → a (batch, H, L, N)."""
+    lam = _eigs(H, N, complex_, g, dtype)  # (H, N)
+    dt = _steps((batch, H, L), g, dtype)  # (batch, H, L)
+    return torch.exp(dt[..., None] * lam[:, None, :])  # (batch, H, L, N)
+
+
+def _randn(shape, complex_: bool, g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
+    x = torch.randn(shape, dtype=dtype, generator=g)
+    if complex_:
+        x = torch.complex(x, torch.randn(shape, dtype=dtype, generator=g))
+    return x
+
+
+def _max_rel(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |x − ref| / max(1, max |ref|)."""
+    scale = max(1.0, ref.abs().max().item())
+    return (x.to(ref.dtype) - ref).abs().max().item() / scale
+
+
+# ---------------------------------------------------------------------------------------------
+# Independent numpy references
+# ---------------------------------------------------------------------------------------------
+
+
+def brute_force_states(a: np.ndarray, b: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """x_k = Σ_{j≤k} (Π_{j<i≤k} a_i) b_j + (Π_{i≤k} a_i) x0 with explicit products."""
+    a, b = np.broadcast_arrays(a, b)
+    L = a.shape[-2]
+    shape = np.broadcast_shapes(a.shape, x0[..., None, :].shape)
+    x = np.zeros(shape, dtype=np.result_type(a, b, x0))
+    for k in range(L):
+        acc = np.prod(a[..., : k + 1, :], axis=-2) * x0
+        for j in range(k + 1):
+            acc = acc + np.prod(a[..., j + 1 : k + 1, :], axis=-2) * b[..., j, :]
+        x[..., k, :] = acc
+    return x
+
+
+def numpy_ssm(u, dA, dB, C, D, x0, conj_pairs: bool):
+    """Step-by-step loop of x_k = Ā_k x_{k−1} + B̄_k u_k, y_k = (2)Re Σ C_k x_k + D u_k."""
+    L = u.shape[-1]
+    x = x0
+    ys = []
+    for k in range(L):
+        x = dA[..., k, :] * x + dB[..., k, :] * u[..., k, None]
+        yk = np.sum(C[..., min(k, C.shape[-2] - 1), :] * x, axis=-1)
+        ys.append((2.0 if conj_pairs else 1.0) * np.real(yk) + D * u[..., k])
+    return np.stack(ys, axis=-1), x
+
+
+# ---------------------------------------------------------------------------------------------
+# linear_recurrence
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("L", [1, 5, 16, 17, 100, 1000, 4096])
+def test_chunked_matches_sequential(L, complex_):
+    g = _gen(L + 7 * complex_)
+    batch, H, N = 2, 3, 4
+    a = _decay(batch, H, L, N, complex_, g)  # includes steps with Δλ ≈ −60
+    b = _randn((batch, H, L, N), complex_, g)
+    x0 = _randn((batch, H, N), complex_, g)
+    for with_x0 in (None, x0):
+        ref = linear_recurrence_seq(a, b, with_x0)
+        assert ref.shape == (batch, H, L, N)
+        assert torch.isfinite(ref).all()
+        for T in CHUNK_SIZES:
+            x = linear_recurrence(a, b, with_x0, chunk_size=T)
+            assert x.shape == ref.shape and x.dtype == ref.dtype
+            assert _max_rel(x, ref) < 1e-10, (L, T)
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("L", [1, 2, 7, 12])
+def test_brute_force_reference(L, complex_):
+    g = _gen(100 + L)
+    H, N = 3, 2
+    a = _decay(2, H, L, N, complex_, g)
+    b = _randn((2, H, L, N), complex_, g)
+    x0 = _randn((2, H, N), complex_, g)
+    ref = brute_force_states(a.numpy(), b.numpy(), x0.numpy())
+    assert _max_rel(linear_recurrence_seq(a, b, x0), torch.from_numpy(ref)) < 1e-12
+    for T in (2, 3, 4):
+        assert _max_rel(linear_recurrence(a, b, x0, chunk_size=T), torch.from_numpy(ref)) < 1e-12
+    zero = brute_force_states(a.numpy(), b.numpy(), np.zeros_like(x0.numpy()))
+    assert _max_rel(linear_recurrence(a, b, chunk_size=2), torch.from_numpy(zero)) < 1e-12
+
+
+@pytest.mark.parametrize("fn", ["chunked", "sequential"])
+def test_broadcasting(fn):
+    g = _gen(3)
+    batch, H, L, N = 3, 2, 37, 4
+    if fn == "chunked":
+        rec = lambda a, b, x0=None: linear_recurrence(a, b, x0, chunk_size=4)  # noqa: E731
+    else:
+        rec = linear_recurrence_seq
+    a = _decay(1, H, L, N, True, g)  # (1, H, L, N): shared across the batch
+    b = _randn((batch, H, L, N), True, g)
+    x0 = _randn((batch, 1, N), True, g)
+    ref = brute_force_states(a.numpy(), b.numpy(), x0.numpy())
+    assert _max_rel(rec(a, b, x0), torch.from_numpy(ref)) < 1e-12
+    # a real, b complex: promoted to complex; x0 enlarging the batch
+    a_re = a.real.abs()
+    b1 = b[:1]  # (1, H, L, N)
+    x0b = _randn((batch, H, N), True, g)
+    ref = brute_force_states(a_re.numpy(), b1.numpy(), x0b.numpy())
+    x = rec(a_re, b1, x0b)
+    assert x.shape == (batch, H, L, N) and x.dtype == torch.complex128
+    assert _max_rel(x, torch.from_numpy(ref)) < 1e-12
+    # time-invariant a: L axis of length 1
+    a_ti = a[:, :, :1, :]  # (1, H, 1, N)
+    ref = brute_force_states(np.broadcast_to(a_ti.numpy(), (1, H, L, N)), b.numpy(), x0.numpy())
+    assert _max_rel(rec(a_ti, b, x0), torch.from_numpy(ref)) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_strong_decay_no_overflow(dtype):
+    """Steps with Δλ ≈ −60 and exactly zero a: products underflow to 0, nothing overflows."""
+    g = _gen(11)
+    batch, H, L, N = 2, 3, 513, 4
+    lam = torch.full((H, N), -6.0, dtype=torch.float64)  # Δλ = −60 at Δ = 10
+    dt = torch.full((batch, H, L), 10.0, dtype=torch.float64)
+    dt[..., ::3] = _steps((batch, H, (L + 2) // 3), g)
+    a = torch.exp(dt[..., None] * lam[:, None, :])  # (batch, H, L, N), down to e^{−60}
+    a[0, 0, 100:110] = 0.0
+    b = _randn((batch, H, L, N), False, g)
+    ref = linear_recurrence_seq(a, b)
+    for T in CHUNK_SIZES:
+        x = linear_recurrence(a.to(dtype), b.to(dtype), chunk_size=T)
+        assert torch.isfinite(x).all()
+        assert _max_rel(x, ref) < (1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_float32_long_sequence():
+    g = _gen(5)
+    batch, H, L, N = 2, 4, 4096, 8
+    a = _decay(batch, H, L, N, True, g)
+    b = _randn((batch, H, L, N), True, g)
+    x0 = _randn((batch, H, N), True, g)
+    ref = linear_recurrence_seq(a, b, x0)  # complex128
+    x = linear_recurrence(a.to(torch.complex64), b.to(torch.complex64), x0.to(torch.complex64))
+    assert x.dtype == torch.complex64
+    assert (x.to(ref.dtype) - ref).abs().max() / ref.abs().max() < 1e-4
+    x = linear_recurrence(a.real.abs().float(), b.real.float(), x0.real.float())
+    ref = linear_recurrence_seq(a.real.abs(), b.real, x0.real)
+    assert (x.double() - ref).abs().max() / ref.abs().max() < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# Autograd
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("fn", ["chunked", "sequential"])
+def test_gradcheck_linear_recurrence(fn, dtype):
+    g = _gen(17)
+    complex_ = dtype.is_complex
+    a = _decay(1, 3, 7, 2, complex_, g).requires_grad_()  # (1, 3, 7, 2): broadcast against b
+    b = _randn((2, 3, 7, 2), complex_, g).requires_grad_()
+    x0 = _randn((2, 3, 2), complex_, g).requires_grad_()
+    if fn == "chunked":  # L = 7, T = 2: 4 chunks → 2 carries → sequential: two chunked levels
+        f = lambda a, b, x0: linear_recurrence(a, b, x0, chunk_size=2)  # noqa: E731
+    else:
+        f = linear_recurrence_seq
+    assert torch.autograd.gradcheck(f, (a, b, x0))
+
+
+@pytest.mark.parametrize("method", ["chunked", "sequential"])
+def test_gradcheck_ssm_scan(method):
+    g = _gen(19)
+    H, L, N = 2, 7, 2
+    u = torch.randn(2, H, L, dtype=torch.float64, generator=g).requires_grad_()
+    dA = _decay(2, H, L, N, True, g).requires_grad_()
+    dB = _randn((2, H, L, N), True, g).requires_grad_()
+    C = _randn((H, 1, N), True, g).requires_grad_()
+    D = torch.randn(H, dtype=torch.float64, generator=g).requires_grad_()
+    x0 = _randn((2, H, N), True, g).requires_grad_()
+
+    def f(u, dA, dB, C, D, x0):
+        return ssm_scan(u, dA, dB, C, D, x0, method=method, chunk_size=2, conj_pairs=True)
+
+    assert torch.autograd.gradcheck(f, (u, dA, dB, C, D, x0))
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_chunked_gradients_match_sequential(complex_):
+    g = _gen(23)
+    batch, H, L, N = 2, 3, 300, 4
+    a = _decay(1, H, L, N, complex_, g)
+    b = _randn((batch, H, L, N), complex_, g)
+    x0 = _randn((batch, H, N), complex_, g)
+    w = _randn((batch, H, L, N), complex_, g)
+
+    def grads(fn):
+        leaves = [t.clone().requires_grad_() for t in (a, b, x0)]
+        x = fn(*leaves)
+        loss = (x * w).sum()
+        (loss.real if complex_ else loss).backward()
+        return [t.grad for t in leaves]
+
+    ref = grads(linear_recurrence_seq)
+    for T in (2, 16, 64):
+        for gc, gs in zip(grads(lambda a, b, x0: linear_recurrence(a, b, x0, chunk_size=T)), ref):
+            assert _max_rel(gc, gs) < 1e-10
+
+
+def test_gradient_with_underflowing_products_float32():
+    """float32, Δλ = −60 at consecutive steps: chunk products underflow; gradients stay finite and agree."""
+    g = _gen(29)
+    H, L, N = 2, 64, 3
+    a = torch.full((1, H, L, N), float(np.exp(-60.0)))
+    a[..., 1::4, :] = 0.9
+    b = torch.randn(1, H, L, N, generator=g)
+
+    def grad_a(fn):
+        leaf = a.clone().requires_grad_()
+        fn(leaf, b).sum().backward()
+        return leaf.grad
+
+    ref = grad_a(linear_recurrence_seq)
+    got = grad_a(lambda a, b: linear_recurrence(a, b, chunk_size=4))
+    assert torch.isfinite(got).all()
+    assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
+
+
+# ---------------------------------------------------------------------------------------------
+# ssm_scan
+# ---------------------------------------------------------------------------------------------
+
+
+def _ssm_inputs(complex_: bool, seed: int, batch=2, H=3, L=23, N=4):
+    g = _gen(seed)
+    u = torch.randn(batch, H, L, dtype=torch.float64, generator=g)
+    dA = _decay(batch, H, L, N, complex_, g)
+    dB = _randn((batch, H, L, N), complex_, g)
+    C = _randn((batch, H, L, N), complex_, g)
+    D = torch.randn(H, dtype=torch.float64, generator=g)
+    x0 = _randn((batch, H, N), complex_, g)
+    return u, dA, dB, C, D, x0
+
+
+@pytest.mark.parametrize("method", ["chunked", "sequential"])
+@pytest.mark.parametrize(
+    "complex_,conj_pairs", [(False, False), (True, False), (True, True)], ids=["real", "complex", "conj_pairs"]
+)
+def test_ssm_scan_matches_numpy_loop(method, complex_, conj_pairs):
+    u, dA, dB, C, D, x0 = _ssm_inputs(complex_, 31)
+    for C_ in (C, C[0, :, :1, :]):  # time-varying C (..., H, L, N) and time-invariant C (H, 1, N)
+        y, x_last = ssm_scan(u, dA, dB, C_, D, x0, method=method, chunk_size=4, conj_pairs=conj_pairs)
+        y_ref, x_ref = numpy_ssm(*(t.numpy() for t in (u, dA, dB, C_, D, x0)), conj_pairs)
+        assert not y.is_complex() and y.shape == u.shape
+        assert x_last.shape == x0.shape
+        assert _max_rel(y, torch.from_numpy(y_ref)) < 1e-12
+        assert _max_rel(x_last, torch.from_numpy(x_ref)) < 1e-12
+    # no D, no x0
+    y, _ = ssm_scan(u, dA, dB, C, method=method, chunk_size=4, conj_pairs=conj_pairs)
+    y_ref, _ = numpy_ssm(*(t.numpy() for t in (u, dA, dB, C)), 0.0, np.zeros(x0.shape), conj_pairs)
+    assert _max_rel(y, torch.from_numpy(y_ref)) < 1e-12
+
+
+@pytest.mark.parametrize("method", ["chunked", "sequential"])
+def test_conj_pairs_equals_full_system(method):
+    u, dA, dB, C, D, x0 = _ssm_inputs(True, 37)
+    y_half, x_half = ssm_scan(u, dA, dB, C, D, x0, method=method, conj_pairs=True)
+    full = [torch.cat([t, t.conj()], dim=-1) for t in (dA, dB, C, x0)]
+    y_full, x_full = ssm_scan(u, *full[:3], D, full[3], method=method, conj_pairs=False)
+    assert _max_rel(y_half, y_full) < 1e-12
+    assert _max_rel(x_half, x_full[..., :4]) < 1e-12
+
+
+@pytest.mark.parametrize("method", ["chunked", "sequential"])
+def test_streaming_split(method):
+    u, dA, dB, C, D, x0 = _ssm_inputs(True, 41, L=101)
+    y, x_last = ssm_scan(u, dA, dB, C, D, x0, method=method, chunk_size=4, conj_pairs=True)
+    k = 38
+    opts = dict(method=method, chunk_size=4, conj_pairs=True)
+    y1, x1 = ssm_scan(u[..., :k], dA[..., :k, :], dB[..., :k, :], C[..., :k, :], D, x0, **opts)
+    y2, x2 = ssm_scan(u[..., k:], dA[..., k:, :], dB[..., k:, :], C[..., k:, :], D, x1, **opts)
+    assert _max_rel(torch.cat([y1, y2], dim=-1), y) < 1e-12
+    assert _max_rel(x2, x_last) < 1e-12
+
+
+def test_ssm_scan_methods_agree_float32():
+    u, dA, dB, C, D, x0 = _ssm_inputs(True, 43, batch=2, H=4, L=4096, N=8)
+    y_ref, x_ref = ssm_scan(u, dA, dB, C, D, x0, method="sequential", conj_pairs=True)
+    lo = [t.to(torch.complex64) if t.is_complex() else t.float() for t in (u, dA, dB, C, D, x0)]
+    y, x_last = ssm_scan(*lo, conj_pairs=True)
+    assert y.dtype == torch.float32 and x_last.dtype == torch.complex64
+    assert (y.double() - y_ref).abs().max() / y_ref.abs().max() < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation and purity
+# ---------------------------------------------------------------------------------------------
+
+
+def test_errors_linear_recurrence():
+    a = torch.rand(2, 3, 5, 4)
+    b = torch.randn(2, 3, 6, 4)
+    for fn in (linear_recurrence, linear_recurrence_seq):
+        with pytest.raises(ValueError, match=re.escape("a (2, 3, 5, 4), b (2, 3, 6, 4)")):
+            fn(a, b)
+        with pytest.raises(ValueError, match="time axis .* is empty"):
+            fn(torch.rand(3, 0, 4), torch.rand(3, 0, 4))
+        bad = torch.randn(2, 3, 5, 4)
+        bad[0, 1, 2, 3] = float("nan")
+        with pytest.raises(ValueError, match="b contains NaN"):
+            fn(a, bad)
+        with pytest.raises(ValueError, match="a contains inf"):
+            fn(a.clone().fill_(float("inf")), bad.nan_to_num())
+        with pytest.raises(ValueError, match=re.escape("x0[..., None, :] (1, 5)")):
+            fn(a, a, torch.zeros(5))
+        with pytest.raises(ValueError, match="floating point or complex"):
+            fn(torch.ones(3, 4, dtype=torch.int64), torch.ones(3, 4))
+    for T in (1, 0, -3):
+        with pytest.raises(ValueError, match="chunk_size must be >= 2"):
+            linear_recurrence(a, a, chunk_size=T)
+    with pytest.raises(ValueError, match="chunk_size must be an int"):
+        linear_recurrence(a, a, chunk_size=2.5)
+
+
+def test_errors_ssm_scan():
+    u, dA, dB, C, D, x0 = _ssm_inputs(True, 47, L=9)
+    with pytest.raises(ValueError, match=r"unknown method 'parallel'; valid choices are 'chunked', 'sequential'"):
+        ssm_scan(u, dA, dB, C, method="parallel")
+    with pytest.raises(ValueError, match="chunk_size must be >= 2"):
+        ssm_scan(u, dA, dB, C, chunk_size=1)
+    with pytest.raises(ValueError, match=re.escape("u[..., None] (2, 3, 8, 1), dA (2, 3, 9, 4)")):
+        ssm_scan(u[..., :8], dA, dB, C)
+    with pytest.raises(ValueError, match=re.escape("C (2, 3, 9, 5)")):
+        ssm_scan(u, dA, dB, torch.cat([C, C[..., :1]], dim=-1))
+    with pytest.raises(ValueError, match="time axes disagree: u has L=1"):
+        ssm_scan(u[..., :1], dA, dB, C)
+    with pytest.raises(ValueError, match="empty time axis"):
+        ssm_scan(u[..., :0], dA[..., :0, :], dB[..., :0, :], C[..., :0, :])
+    with pytest.raises(ValueError, match=re.escape("D[..., None, None] (4, 1, 1)")):
+        ssm_scan(u, dA, dB, C, torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=re.escape("x0[..., None, :] (2, 3, 1, 3)")):
+        ssm_scan(u, dA, dB, C, D, x0[..., :3])
+    bad = u.clone()
+    bad[1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="u contains NaN"):
+        ssm_scan(bad, dA, dB, C)
+    with pytest.raises(ValueError, match="u must be real"):
+        ssm_scan(u.to(torch.complex128), dA, dB, C)
+    with pytest.raises(ValueError, match="conj_pairs=True needs a complex state"):
+        ssm_scan(u, dA.real, dB.real, C.real, conj_pairs=True)
+
+
+def test_inputs_not_modified():
+    u, dA, dB, C, D, x0 = _ssm_inputs(True, 53, L=30)
+    args = (u, dA, dB, C, D, x0)
+    saved = [t.clone() for t in args]
+    for method in ("chunked", "sequential"):
+        ssm_scan(*args, method=method, chunk_size=4, conj_pairs=True)
+    a, b = dA[:1], dB
+    linear_recurrence(a, b, x0, chunk_size=4)  # L = 30: padded to 32
+    linear_recurrence_seq(a, b, x0)
+    for t, s in zip(args, saved):
+        assert torch.equal(t, s)
