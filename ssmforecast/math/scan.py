@@ -20,7 +20,21 @@ import torch
 from ._checks import check_broadcast, check_choice, check_finite
 
 #: Values of ``method`` accepted by :func:`ssm_scan`.
-METHODS: tuple[str, ...] = ("chunked", "sequential")
+METHODS: tuple[str, ...] = ("auto", "chunked", "sequential")
+
+#: "auto" picks the sequential loop on the CPU when one time step already holds this many state
+#: entries: each loop step is then a large vectorised operation and the chunked scan, which reads
+#: the data twice, is slower (benchmarks/math_core.py: 0.3–0.7× at batch·H·N = 8192).
+AUTO_SEQUENTIAL_MIN_STATE = 4096
+
+
+def _auto_method(state_numel: int, L: int, T: int, device: torch.device) -> str:
+    """The faster recurrence for this shape: chunked on accelerators and for small states on the CPU."""
+    if L <= 2 * T:
+        return "sequential"
+    if device.type != "cpu":
+        return "chunked"
+    return "sequential" if state_numel >= AUTO_SEQUENTIAL_MIN_STATE else "chunked"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +242,7 @@ def ssm_scan(
     D: torch.Tensor | None = None,
     x0: torch.Tensor | None = None,
     *,
-    method: str = "chunked",
+    method: str = "auto",
     chunk_size: int = 16,
     conj_pairs: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,8 +268,10 @@ def ssm_scan(
         Real skip connection (broadcastable to (..., H)).
     x0 : Tensor of shape (..., H, N), optional
         State before the first step; zeros if omitted.
-    method : {"chunked", "sequential"}, default "chunked"
-        :func:`linear_recurrence` or :func:`linear_recurrence_seq`.
+    method : {"auto", "chunked", "sequential"}, default "auto"
+        :func:`linear_recurrence` or :func:`linear_recurrence_seq`; "auto" takes the sequential loop
+        for short sequences (L ≤ 2T) and, on the CPU, for states of at least
+        ``AUTO_SEQUENTIAL_MIN_STATE`` entries per step, the chunked scan otherwise.
     chunk_size : int, default 16
         Chunk length T >= 2 of the chunked scan.
     conj_pairs : bool, default False
@@ -318,6 +334,9 @@ def ssm_scan(
         dtype = torch.promote_types(dtype, x0.dtype)
         x0 = x0.to(dtype)
     a, b = a.to(dtype), b.to(dtype)
+    if method == "auto":
+        state_numel = torch.broadcast_shapes(a.shape, b.shape).numel() // L  # entries updated per step
+        method = _auto_method(state_numel, L, T, a.device)
     x = _chunked(a, b, x0, T) if method == "chunked" else _seq(a, b, x0)  # (..., H, L, N)
     y = (C * x).sum(dim=-1)  # (..., H, L)
     if y.is_complex():

@@ -357,7 +357,7 @@ def test_errors_linear_recurrence():
 
 def test_errors_ssm_scan():
     u, dA, dB, C, D, x0 = _ssm_inputs(True, 47, L=9)
-    with pytest.raises(ValueError, match=r"unknown method 'parallel'; valid choices are 'chunked', 'sequential'"):
+    with pytest.raises(ValueError, match=r"unknown method 'parallel'; valid choices are 'auto', 'chunked', 'sequential'"):
         ssm_scan(u, dA, dB, C, method="parallel")
     with pytest.raises(ValueError, match="chunk_size must be >= 2"):
         ssm_scan(u, dA, dB, C, chunk_size=1)
@@ -394,3 +394,24 @@ def test_inputs_not_modified():
     linear_recurrence_seq(a, b, x0)
     for t, s in zip(args, saved):
         assert torch.equal(t, s)
+
+
+def test_auto_method_picks_by_shape_and_agrees():
+    """"auto" = sequential for short sequences and large CPU states, chunked otherwise; same result."""
+    from ssmforecast.math.scan import AUTO_SEQUENTIAL_MIN_STATE, _auto_method
+
+    cpu = torch.device("cpu")
+    assert _auto_method(16, 20, 16, cpu) == "sequential"  # L ≤ 2T
+    assert _auto_method(256, 4096, 16, cpu) == "chunked"
+    assert _auto_method(AUTO_SEQUENTIAL_MIN_STATE, 4096, 16, cpu) == "sequential"
+    assert _auto_method(AUTO_SEQUENTIAL_MIN_STATE, 4096, 16, torch.device("meta")) == "chunked"
+    g = torch.Generator().manual_seed(0)
+    for batch in (1, 64):  # state per step 1·4·16 = 64 (chunked) and 64·4·16 = 4096 (sequential)
+        u = torch.randn(batch, 4, 300, generator=g, dtype=torch.float64)
+        dA = torch.rand(1, 4, 300, 16, generator=g, dtype=torch.float64)
+        dB = torch.randn(1, 4, 300, 16, generator=g, dtype=torch.float64)
+        C = torch.randn(1, 4, 1, 16, generator=g, dtype=torch.float64)
+        y_auto, x_auto = ssm_scan(u, dA, dB, C)
+        y_seq, x_seq = ssm_scan(u, dA, dB, C, method="sequential")
+        torch.testing.assert_close(y_auto, y_seq, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(x_auto, x_seq, rtol=1e-12, atol=1e-12)
