@@ -3,6 +3,11 @@
 Layers, each depending only on the ones before it:
 
 - :mod:`ssmforecast.math`: pure tensor math (HiPPO, discretization, convolution kernels, scans).
+- :mod:`ssmforecast.nn`: S4, S4D and Mamba layers, residual blocks and the ``Backbone``.
+- :mod:`ssmforecast.estimators`: scikit-learn regressors on one shared training loop.
 """
 
+from .estimators import MambaRegressor, S4DRegressor, S4Regressor
+
 __version__ = "0.1.0.dev0"
+__all__ = ["S4Regressor", "S4DRegressor", "MambaRegressor"]

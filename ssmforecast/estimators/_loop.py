@@ -1,0 +1,204 @@
+"""The one training loop every estimator uses.
+
+``train(module, inputs, targets, loss_fn, config)`` fits a ``torch.nn.Module`` whose ``forward``
+takes the tensors of ``inputs`` (each with the sample axis first) and returns predictions shaped
+like ``targets``. It owns what would otherwise be copied into each estimator:
+
+- a time-ordered validation tail (the last ``validation_fraction`` of the samples, never shuffled
+  into training) for early stopping with best-weights restore;
+- AdamW with parameter groups built from the ``_optim`` hints of
+  :func:`ssmforecast.nn.register_ssm_param` (SSM parameters: no weight decay, optional own lr;
+  biases and norms: no weight decay), a linear warm-up + cosine schedule, gradient clipping;
+- devices and precision through Lightning Fabric (``device="auto"|"cpu"|"cuda"``,
+  ``precision="32"|"bf16-mixed"|"16-mixed"``);
+- seeding: with an integer ``random_state`` the initial weights, the shuffling and dropout are
+  reproducible, and the caller's global torch RNG is left as it was;
+- a tqdm progress bar when ``verbose``, and the per-epoch history of train and validation loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = {"32": "32-true", "64": "64-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train` (the estimators' ``__init__`` arguments of the same names)."""
+
+    max_epochs: int = 50
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    ssm_lr: float | None = None
+    grad_clip: float | None = 1.0
+    validation_fraction: float = 0.1
+    patience: int | None = 10
+    warmup_fraction: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "32"
+    verbose: bool = False
+
+
+def resolve_device(device: str) -> str:
+    """"auto" → "cuda" if available else "cpu"; ValueError for an unknown name or a missing GPU."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; valid choices are {', '.join(map(repr, DEVICES))}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but no CUDA GPU is available; use device='cpu' or 'auto'")
+    return device
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid choices are {', '.join(map(repr, PRECISIONS))}")
+    return PRECISIONS[precision]
+
+
+def parameter_groups(module: nn.Module, lr: float, weight_decay: float, ssm_lr: float | None) -> list[dict]:
+    """AdamW groups: SSM parameters (marked ``_optim``) with their hints, 1-D parameters (biases,
+    norms) without weight decay, the other weights with ``weight_decay``."""
+    groups: dict[tuple, dict] = {}
+    for p in module.parameters():
+        if not p.requires_grad:
+            continue
+        hint = getattr(p, "_optim", None)
+        if hint is not None:
+            opts = {"weight_decay": hint.get("weight_decay", 0.0), "lr": hint.get("lr", ssm_lr if ssm_lr is not None else lr)}
+        elif p.ndim < 2:
+            opts = {"weight_decay": 0.0, "lr": lr}
+        else:
+            opts = {"weight_decay": weight_decay, "lr": lr}
+        key = tuple(sorted(opts.items()))
+        groups.setdefault(key, {"params": [], **opts})["params"].append(p)
+    return list(groups.values())
+
+
+def _warmup_cosine(total_steps: int, warmup_fraction: float):
+    warmup = max(1, int(round(warmup_fraction * total_steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def split_validation(n_samples: int, validation_fraction: float) -> int:
+    """Number of training samples: the validation tail is the last ⌈fraction · n⌉ samples (none
+    when fraction is 0 or fewer than 2 samples would remain for training)."""
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must lie in [0, 1), got {validation_fraction!r}")
+    n_val = int(math.ceil(validation_fraction * n_samples))
+    if n_val == 0 or n_samples - n_val < 2:
+        return n_samples
+    return n_samples - n_val
+
+
+def train(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    targets: torch.Tensor,
+    loss_fn,
+    config: TrainConfig,
+) -> tuple[nn.Module, list[dict]]:
+    """Fit ``module`` so that ``loss_fn(module(*inputs), targets)`` is small; → (module, history).
+
+    Samples (axis 0 of every tensor) are taken to be in time order: the validation tail is the
+    last ``config.validation_fraction`` of them. The returned module holds the weights of the
+    epoch with the best validation loss (or the best training loss without validation), on the
+    training device and in eval mode; ``history`` has one dict per epoch: ``epoch``, ``train_loss``,
+    ``val_loss`` (None without validation), ``lr``.
+    """
+    from lightning_fabric import Fabric  # heavy import: only when training
+
+    device = resolve_device(config.device)
+    precision = check_precision(config.precision)
+    n = targets.shape[0]
+    n_train = split_validation(n, config.validation_fraction)
+    train_idx = torch.arange(n_train)
+    val_idx = torch.arange(n_train, n)
+
+    fabric = Fabric(accelerator=device, devices=1, precision=precision)
+    generator = torch.Generator().manual_seed(config.seed)
+    groups = parameter_groups(module, config.lr, config.weight_decay, config.ssm_lr)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(config.max_epochs * steps_per_epoch, config.warmup_fraction)
+    )
+    model, optimizer = fabric.setup(module, optimizer)
+
+    def batches(idx: torch.Tensor, shuffle: bool):
+        order = idx[torch.randperm(len(idx), generator=generator)] if shuffle else idx
+        for start in range(0, len(order), config.batch_size):
+            b = order[start : start + config.batch_size]
+            yield [fabric.to_device(x[b]) for x in inputs], fabric.to_device(targets[b])
+
+    def evaluate(idx: torch.Tensor) -> float:
+        model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for xb, yb in batches(idx, shuffle=False):
+                total += float(loss_fn(model(*xb), yb)) * len(yb)
+        return total / len(idx)
+
+    history: list[dict] = []
+    best_loss, best_state, stale = math.inf, None, 0
+    epochs = range(config.max_epochs)
+    if config.verbose:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=type(module).__name__, unit="epoch")
+    for epoch in epochs:
+        model.train()
+        total = 0.0
+        for xb, yb in batches(train_idx, shuffle=True):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(*xb), yb)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {float(loss)} at epoch {epoch}; lower lr (now {config.lr}) or check the data"
+                )
+            fabric.backward(loss)
+            if config.grad_clip is not None:
+                fabric.clip_gradients(model, optimizer, max_norm=config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(yb)
+        train_loss = total / n_train
+        val_loss = evaluate(val_idx) if len(val_idx) else None
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0]})
+        if config.verbose:
+            epochs.set_postfix(train=f"{train_loss:.4g}", val="-" if val_loss is None else f"{val_loss:.4g}")
+        monitored = train_loss if val_loss is None else val_loss
+        if monitored < best_loss:
+            best_loss, best_state, stale = monitored, copy.deepcopy(module.state_dict()), 0
+        else:
+            stale += 1
+            if val_loss is not None and config.patience is not None and stale > config.patience:
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return module, history
+
+
+def seed_from(random_state) -> int:
+    """An int seed from ``random_state`` (None, int or numpy RandomState), sklearn's convention."""
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
