@@ -35,6 +35,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/math_core.py
+	$(PY) benchmarks/backbones.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

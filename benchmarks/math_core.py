@@ -232,27 +232,33 @@ def _measure(case: Case, repeats: int, memory: bool) -> dict:
     return {"time": statistics.median(times), "repeats": repeats, "mem": mem, "single": False}
 
 
-def _child(case: Case, repeats: int, conn) -> None:
+def _child(case: Case, repeats: int, conn, measure: Callable[..., dict] = _measure) -> None:
     try:
-        conn.send(_measure(case, repeats, memory=True))
+        conn.send(measure(case, repeats, memory=True))
     except Exception as exc:  # noqa: BLE001 - reported as a failed row
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
     finally:
         conn.close()
 
 
-def run_case(case: Case, repeats: int) -> dict:
+def run_case(
+    case: Case, repeats: int, measure: Callable[..., dict] = _measure, timeout: float = CASE_TIMEOUT_S
+) -> dict:
     """Measure a case in a forked child (fresh heap, so the peak-memory reading is its own);
-    in this process, without memory, where fork is unavailable."""
+    in this process, without memory, where fork is unavailable.
+
+    ``measure(case, repeats, memory=...)`` returns the result dict (default :func:`_measure`);
+    a child that has not answered after ``timeout`` seconds is killed.
+    """
     if not sys.platform.startswith("linux"):
-        return _measure(case, repeats, memory=False)
+        return measure(case, repeats, memory=False)
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(case, repeats, send))
+    proc = ctx.Process(target=_child, args=(case, repeats, send, measure))
     proc.start()
     send.close()
     try:
-        result = recv.recv() if recv.poll(CASE_TIMEOUT_S) else {"error": f"timeout after {CASE_TIMEOUT_S:g} s"}
+        result = recv.recv() if recv.poll(timeout) else {"error": f"timeout after {timeout:g} s"}
     except EOFError:
         result = {"error": "child process died"}
     proc.join(5.0)
