@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..math.discretize import METHODS, discretize_diag, dplr_gbt_step, zoh
+from ..math.discretize import METHODS, discretize_diag, dplr_gbt, dplr_gbt_step, zoh
 from ..math.conv import fft_conv
 from ..math.hippo import DIAGONAL_INITS, diagonal_init, dplr_legs
 from ..math.kernels import dplr_kernel, krylov_kernel, vandermonde_kernel
@@ -99,6 +99,21 @@ class SSMConvLayer(SequenceLayer):
 
     def _C(self) -> torch.Tensor:
         return torch.view_as_complex(self.C)  # (H, n)
+
+    def _cached(self, name: str, build):
+        """``build()`` memoised until a parameter changes (in-place updates bump ``Tensor._version``).
+
+        The recurrent view reuses the discretized matrices of a constant step across calls, so a
+        streaming ``step`` costs a few small products instead of a discretization.
+        """
+        key = (name, tuple((p._version, p.dtype, p.device) for p in self.parameters()))
+        cache = self.__dict__.setdefault("_step_cache", {})
+        if cache.get(name, (None,))[0] != key or torch.is_grad_enabled():
+            value = build()
+            if torch.is_grad_enabled():  # never hold on to an autograd graph
+                return value
+            cache[name] = (key, value)
+        return cache[name][1]
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -186,9 +201,15 @@ class S4DLayer(SSMConvLayer):
         """Zero state (batch, H, N/2), complex."""
         return torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._Lambda().dtype, device=self.log_dt.device)
 
+    def _discretized(self, delta: torch.Tensor):
+        """Ā, B̄ (…, H, n) for steps delta (…, H)."""
+        return discretize_diag(self._Lambda(), torch.view_as_complex(self.B), delta, self.discretization)
+
     def _step_ssm(self, u, state, dt):
-        delta = self._step_size()[None] * (1.0 if dt is None else dt[:, None].to(self.log_dt.dtype))  # (batch or 1, H)
-        dA, dB = discretize_diag(self._Lambda(), torch.view_as_complex(self.B), delta, self.discretization)  # (·, H, n)
+        if dt is None:  # constant step: Ā, B̄ computed once until the parameters change
+            dA, dB = self._cached("dAB", lambda: self._discretized(self._step_size()))  # (H, n)
+        else:
+            dA, dB = self._discretized(self._step_size()[None] * dt[:, None].to(self.log_dt.dtype))  # (batch, H, n)
         state = dA * state + dB * u[..., None]  # (batch, H, n)
         y = 2 * (self._C() * state).sum(-1).real + self.D * u  # (batch, H)
         return y, state
@@ -250,19 +271,38 @@ class S4Layer(SSMConvLayer):
         """Zero state (batch, H, N) in the full mode basis (the low-rank term couples a mode and its conjugate)."""
         return torch.zeros(batch, self.d_model, self.d_state, dtype=self._params()[0].dtype, device=self.log_dt.device)
 
+    def _full_system(self):
+        """Λ, P, B, C of all N modes (each pair expanded), memoised: (H, N), (H, 1, N), (H, N), (H, N)."""
+        return self._cached("full", lambda: tuple(_conj_expand(x) for x in self._params()))
+
+    def _dense_step(self):
+        """Ā (H, N, N), B̄ (H, N) of the constant step Δ = exp(log_dt), memoised."""
+
+        def build():
+            step = self._step_size()  # (H,)
+            if self.discretization == "zoh":
+                A, B, _ = self._dense_full()
+                return zoh(A, B, step)
+            Lf, Pf, Bf, _ = self._full_system()
+            return dplr_gbt(Lf, Pf, Pf, Bf, step, METHODS[self.discretization])
+
+        return self._cached("dense", build)
+
     def _step_ssm(self, u, state, dt):
-        delta = self._step_size()[None] * (1.0 if dt is None else dt[:, None].to(self.log_dt.dtype))  # (batch or 1, H)
-        delta = delta.expand(u.shape[0], -1)  # (batch, H)
-        if self.discretization == "zoh":
-            A, B, C = self._dense_full()
-            dA, dB = zoh(A, B, delta)  # (batch, H, N, N), (batch, H, N)
-            state = (dA @ state[..., None])[..., 0] + dB * u[..., None]  # (batch, H, N)
+        Lf, Pf, Bf, Cf = self._full_system()
+        if dt is None:  # constant step: one dense (N × N) product per channel
+            dA, dB = self._dense_step()  # (H, N, N), (H, N)
+            state = torch.einsum("hij,bhj->bhi", dA, state) + dB * u[..., None]  # (batch, H, N); einsum: 4x matmul's speed here
         else:
-            Lambda, P, B, C = self._params()
-            Lf, Pf, Bf, C = _conj_expand(Lambda), _conj_expand(P), _conj_expand(B), _conj_expand(C)
-            # Woodbury step: (I − αΔA)⁻¹[(I + (1−α)ΔA)x + ΔBu], O(N) per channel
-            state = dplr_gbt_step(state, u, Lf, Pf, Pf, Bf, delta, METHODS[self.discretization])  # (batch, H, N)
-        y = (C * state).sum(-1).real + self.D * u  # (batch, H)
+            delta = self._step_size()[None] * dt[:, None].to(self.log_dt.dtype)  # (batch, H)
+            if self.discretization == "zoh":
+                A, B, _ = self._dense_full()
+                dA, dB = zoh(A, B, delta)  # (batch, H, N, N), (batch, H, N)
+                state = (dA @ state[..., None])[..., 0] + dB * u[..., None]  # (batch, H, N)
+            else:
+                # Woodbury step: (I − αΔA)⁻¹[(I + (1−α)ΔA)x + ΔBu], O(N) per channel
+                state = dplr_gbt_step(state, u, Lf, Pf, Pf, Bf, delta, METHODS[self.discretization])  # (batch, H, N)
+        y = (Cf * state).sum(-1).real + self.D * u  # (batch, H)
         return y, state
 
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:

@@ -223,3 +223,22 @@ def test_errors_and_inputs_untouched():
         S4Layer(4, 8, discretization="tustin")
     with pytest.raises(ValueError, match="dt_min"):
         S4Layer(4, 8, dt_min=0.1, dt_max=0.01)
+
+
+@pytest.mark.parametrize("name", ["s4d-lin-zoh", "s4-bilinear", "s4-zoh"])
+def test_cached_step_matrices_follow_parameter_updates(name):
+    """Under no_grad the constant-step matrices are memoised; an in-place update (as an optimizer
+    step does) must invalidate them."""
+    layer = _layer(name)
+    u = torch.randn(2, 30, 4, dtype=f64)
+    with torch.no_grad():
+        before, _ = _stepped(layer, u)
+        assert _rel(before, layer(u)) < 1e-8
+        layer.log_dt.add_(0.5)
+        layer.C.mul_(-1.0)
+        after, _ = _stepped(layer, u)
+        assert _rel(after, layer(u)) < 1e-8
+        assert _rel(after, before) > 1e-3
+    with torch.inference_mode():
+        ys, _ = _stepped(layer, u)
+    assert _rel(ys, layer(u)) < 1e-8
