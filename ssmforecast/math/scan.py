@@ -344,3 +344,50 @@ def ssm_scan(
     if D is not None:
         y = torch.addcmul(y, D.unsqueeze(-1), u)  # (..., H, L)
     return y, x[..., -1, :]
+
+
+# Mamba's selective scan (Gu & Dao 2023 §3.3, Alg. 2) with ZOH of A and Euler of B, one step at a time:
+#   x_k = exp(Δ_k A) ⊙ x_{k−1} + Δ_k u_k B_k,   y_k = Σ_n C_{k,n} x_{k,n} + D u_k
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    x0: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused selective scan; u, Δ (batch, H, L), A (H, N), B, C (batch, L, N), D (H,) → y (batch, H, L), x_L (batch, H, N).
+
+    The same recurrence as :func:`ssm_scan` with Ā_k = exp(Δ_k A) and B̄_k = Δ_k B_k, but Ā and
+    B̄u are formed one step at a time: the (batch, H, L, N) tensors are never materialised, so each
+    step works on (batch, H, N) data that stays in cache. Sequential depth L; the CPU path of Mamba.
+    """
+    for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
+        check_finite(name, t)
+    if u.ndim != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must have the same shape (batch, H, L), got {tuple(u.shape)} and {tuple(delta.shape)}")
+    batch, H, L = u.shape
+    if L == 0:
+        raise ValueError("u has an empty time axis")
+    if A.ndim != 2 or A.shape[0] != H:
+        raise ValueError(f"A must have shape (H, N) = ({H}, N), got {tuple(A.shape)}")
+    N = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        if t.shape != (batch, L, N):
+            raise ValueError(f"{name} must have shape (batch, L, N) = {(batch, L, N)}, got {tuple(t.shape)}")
+    x = u.new_zeros(batch, H, N) if x0 is None else x0  # (batch, H, N)
+    steps = zip(
+        delta.unbind(-1),  # L × (batch, H)
+        (delta * u).unbind(-1),  # L × (batch, H)      Δ_k u_k
+        B.unbind(1),  # L × (batch, N)
+        C.unbind(1),  # L × (batch, N)
+    )
+    ys = []
+    for d_k, du_k, B_k, C_k in steps:
+        x = torch.addcmul(du_k[..., None] * B_k[:, None, :], torch.exp(d_k[..., None] * A), x)  # (batch, H, N)
+        ys.append((x * C_k[:, None, :]).sum(-1))  # (batch, H)
+    y = torch.stack(ys, dim=-1)  # (batch, H, L)
+    if D is not None:
+        y = y + D[:, None] * u  # (batch, H, L)
+    return y, x

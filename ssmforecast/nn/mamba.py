@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..math.scan import METHODS, ssm_scan
+from ..math.scan import METHODS, _auto_method, selective_scan, ssm_scan
 from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param
 
 __all__ = ["MambaLayer"]
@@ -240,14 +240,19 @@ class MambaLayer(SequenceLayer):
         dtype = _scan_dtype(x.dtype)
         with torch.autocast(device_type=x.device.type, enabled=False):
             A = -torch.exp(self.A_log.to(dtype))  # (H_in, N)
-            delta = delta.to(dtype).transpose(1, 2).unsqueeze(-1)  # (batch, H_in, L, 1)
-            dA = torch.exp(delta * A.unsqueeze(1))  # (batch, H_in, L, N)
-            dB = delta * B.to(dtype).unsqueeze(1)  # (batch, H_in, L, N)
-            C = C.to(dtype).unsqueeze(1)  # (batch, 1, L, N)
             u = x.to(dtype).transpose(1, 2)  # (batch, H_in, L)
-            y, _ = ssm_scan(
-                u, dA, dB, C, self.D.to(dtype), method=self.scan_method, chunk_size=self.scan_chunk_size
-            )  # (batch, H_in, L)
+            delta_t = delta.to(dtype).transpose(1, 2)  # (batch, H_in, L)
+            B, C = B.to(dtype), C.to(dtype)  # (batch, L, N)
+            D = self.D.to(dtype)
+            method = self.scan_method
+            if method == "auto":
+                method = _auto_method(x.shape[0] * self.d_inner * self.d_state, x.shape[1], self.scan_chunk_size, x.device)
+            if method == "sequential":  # fused: Ā, B̄u formed step by step, never as (batch, H_in, L, N)
+                y, _ = selective_scan(u, delta_t, A, B, C, D)  # (batch, H_in, L)
+            else:
+                dA = torch.exp(delta_t.unsqueeze(-1) * A.unsqueeze(1))  # (batch, H_in, L, N)
+                dB = delta_t.unsqueeze(-1) * B.unsqueeze(1)  # (batch, H_in, L, N)
+                y, _ = ssm_scan(u, dA, dB, C.unsqueeze(1), D, method="chunked", chunk_size=self.scan_chunk_size)
         return y.transpose(1, 2).to(x.dtype)  # (batch, L, H_in)
 
     def allocate_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -415,3 +415,32 @@ def test_auto_method_picks_by_shape_and_agrees():
         y_seq, x_seq = ssm_scan(u, dA, dB, C, method="sequential")
         torch.testing.assert_close(y_auto, y_seq, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(x_auto, x_seq, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_selective_scan_equals_ssm_scan_and_gradcheck():
+    """selective_scan forms Ā = exp(ΔA), B̄u = ΔuB step by step; ssm_scan gets them materialised."""
+    from ssmforecast.math.scan import selective_scan
+
+    g = torch.Generator().manual_seed(3)
+    batch, H, L, N = 2, 3, 40, 4
+    u = torch.randn(batch, H, L, generator=g, dtype=torch.float64)
+    delta = torch.rand(batch, H, L, generator=g, dtype=torch.float64) + 0.05
+    A = -torch.rand(H, N, generator=g, dtype=torch.float64) - 0.1
+    B = torch.randn(batch, L, N, generator=g, dtype=torch.float64)
+    C = torch.randn(batch, L, N, generator=g, dtype=torch.float64)
+    D = torch.randn(H, generator=g, dtype=torch.float64)
+    x0 = torch.randn(batch, H, N, generator=g, dtype=torch.float64)
+    y, x_last = selective_scan(u, delta, A, B, C, D, x0)
+    dA = torch.exp(delta[..., None] * A[:, None, :])  # (batch, H, L, N)
+    dB = delta[..., None] * B[:, None]  # (batch, H, L, N)
+    y_ref, x_ref = ssm_scan(u, dA, dB, C[:, None], D, x0, method="sequential")
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(x_last, x_ref, rtol=1e-12, atol=1e-12)
+    small = [t[..., :5] if t.ndim == 3 and t.shape[-1] == L else t for t in (u, delta)]
+    args = (small[0], small[1], A, B[:, :5], C[:, :5], D)
+    args = tuple(a.clone().requires_grad_() for a in args)
+    assert torch.autograd.gradcheck(lambda *a: selective_scan(*a)[0], args)
+    with pytest.raises(ValueError, match=r"A must have shape \(H, N\)"):
+        selective_scan(u, delta, A[:2], B, C)
+    with pytest.raises(ValueError, match=r"B must have shape \(batch, L, N\)"):
+        selective_scan(u, delta, A, B[:, :3], C)

@@ -172,13 +172,18 @@ def test_finite_gradients_on_a_long_sequence():
 
 
 def test_bfloat16_autocast_scans_in_float32(monkeypatch):
-    seen, real_scan = [], mamba_module.ssm_scan
+    seen, real_scan, real_selective = [], mamba_module.ssm_scan, mamba_module.selective_scan
 
     def recording_scan(u, dA, dB, C, D=None, **kwargs):
         seen.append({t.dtype for t in (u, dA, dB, C, D)})
         return real_scan(u, dA, dB, C, D, **kwargs)
 
-    monkeypatch.setattr(mamba_module, "ssm_scan", recording_scan)
+    def recording_selective(u, delta, A, B, C, D=None, x0=None):
+        seen.append({t.dtype for t in (u, delta, A, B, C, D)})
+        return real_selective(u, delta, A, B, C, D, x0)
+
+    monkeypatch.setattr(mamba_module, "ssm_scan", recording_scan)  # the chunked path
+    monkeypatch.setattr(mamba_module, "selective_scan", recording_selective)  # the fused sequential path
     layer = _layer(torch.float32)
     u, dt = _inputs(2, 20, layer.d_model, torch.float32)
     with torch.no_grad():
