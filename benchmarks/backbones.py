@@ -255,7 +255,7 @@ def render(
     lines += [
         "",
         f"Backbone(d_input={D_INPUT}, d_model={D_MODEL}, n_layers={N_LAYERS}, layer=…) with default layer "
-        "settings (S4: d_state 64, bilinear; S4D: d_state 64, ZOH; Mamba: d_state 16, expand 2, scan_method "auto"); "
+        "settings (S4: d_state 64, bilinear; S4D: d_state 64, ZOH; Mamba: d_state 16, expand 2, scan_method 'auto'); "
         f"forward / fwd+bwd on u ({BATCH}, L, {D_INPUT}), dt=None; fwd+bwd = autograd.grad of "
         "output.square().mean() w.r.t. all parameters.  ",
         "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same case (1 = linear). "
