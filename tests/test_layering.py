@@ -64,3 +64,12 @@ def test_no_layer_imports_upward():
                 assert LAYERS.index(other) <= LAYERS.index(own), (
                     f"{path.relative_to(PACKAGE)} (layer {own!r}) imports {name} from the higher layer {other!r}"
                 )
+
+
+def test_scripts_compile():
+    """Benchmarks and examples are not imported by the suite; at least they must be valid Python."""
+    repo = PACKAGE.parent
+    scripts = sorted((repo / "benchmarks").glob("*.py")) + sorted((repo / "examples").glob("*.py"))
+    assert scripts
+    for path in scripts:
+        compile(path.read_text(), str(path), "exec")
