@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import shlex
 import statistics
 import sys
@@ -55,12 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from math_core import (  # noqa: E402
     DTYPE,
     SEED,
-    SINGLE_CALL_S,
-    SLOW_CALL_S,
-    SLOW_REPEATS,
     WARMUP_L,
     Case,
     _fmt_ms,
+    report_header,
     run_case,
 )
 
@@ -238,16 +235,13 @@ def render(
     step_wall = ", ".join(
         f"{name} {s['wall']:.0f} s" for (name, _), s in zip(BACKBONES, steps) if "wall" in s
     )
-    lines = [
-        f"Command: `{command}`  ",
-        f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
-        f"Python {platform.python_version()} ({platform.machine()}); CPU, float32; seed {SEED}; "
-        f"median of R = {repeats} repeats; total run {total_s:.0f} s.  ",
-        f"Run-time budget: calls slower than {SLOW_CALL_S:g} s get at most {SLOW_REPEATS} repeats (*); "
-        f"calls slower than {SINGLE_CALL_S:g} s are timed once, without a warm-up call at that L (1†); "
-        f"an L is skipped when the linear extrapolation from the previous L of the same case exceeds "
-        f"{SKIP_TIME_S:g} s per call or {SKIP_MEM_GIB:g} GiB.",
-        "",
+    lines = report_header(
+        command,
+        repeats,
+        total_s,
+        "the linear extrapolation from the previous L of the same case exceeds "
+        f"{SKIP_TIME_S:g} s per call or {SKIP_MEM_GIB:g} GiB",
+    ) + [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---", "---:", "---", "---:", "---:", "---:", "---:", "---:"]) + "|",
     ]

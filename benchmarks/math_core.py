@@ -241,6 +241,20 @@ def _child(case: Case, repeats: int, conn, measure: Callable[..., dict] = _measu
         conn.close()
 
 
+def report_header(command: str, repeats: int, total_s: float, skip_rule: str) -> list[str]:
+    """The lines above a benchmark table: command, versions, threads, repeats and the time budget."""
+    return [
+        f"Command: `{command}`  ",
+        f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
+        f"Python {platform.python_version()} ({platform.machine()}); CPU, float32; seed {SEED}; "
+        f"median of R = {repeats} repeats; total run {total_s:.0f} s.  ",
+        f"Run-time budget: calls slower than {SLOW_CALL_S:g} s get at most {SLOW_REPEATS} repeats (*); "
+        f"calls slower than {SINGLE_CALL_S:g} s are timed once, without a warm-up call at that L (1†); "
+        f"an L is skipped when {skip_rule}.",
+        "",
+    ]
+
+
 def run_case(
     case: Case, repeats: int, measure: Callable[..., dict] = _measure, timeout: float = CASE_TIMEOUT_S
 ) -> dict:
@@ -323,15 +337,9 @@ def render(cases: list[Case], results: list[dict], repeats: int, command: str, t
         rows.append(cells + [_fmt_ms(t), growth, ratio, mem, reps])
 
     header = ["Family", "Case", "L", "Median (ms)", "Growth exp.", "Seq/chunked", "Peak mem (MiB)", "Repeats"]
-    lines = [
-        f"Command: `{command}`  ",
-        f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
-        f"Python {platform.python_version()} ({platform.machine()}); CPU, float32; seed {SEED}; "
-        f"median of R = {repeats} repeats; total run {total_s:.0f} s.  ",
-        f"Run-time budget: calls slower than {SLOW_CALL_S:g} s get at most {SLOW_REPEATS} repeats (*); "
-        f"calls slower than {SINGLE_CALL_S:g} s are timed once, without a warm-up call at that L (1†); "
-        f"an L is skipped when the previous L of the same case took over {SKIP_AFTER_S:g} s per call.",
-        "",
+    lines = report_header(
+        command, repeats, total_s, f"the previous L of the same case took over {SKIP_AFTER_S:g} s per call"
+    ) + [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]) + "|",
     ]

@@ -3,7 +3,6 @@
 import importlib.util
 
 import numpy as np
-import pytest
 
 from conftest import REPO
 

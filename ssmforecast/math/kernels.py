@@ -22,7 +22,7 @@ import math
 import torch
 
 from ._checks import check_broadcast, check_finite, check_last_dim, check_square
-from .discretize import _as_step, _check_alpha, _check_dplr, dplr_gbt, method_alpha
+from .discretize import _as_step, _check_dplr, dplr_gbt, method_alpha
 
 
 def _check_length(L: int) -> int:

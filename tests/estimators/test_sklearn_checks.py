@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks, run on every regressor this package exports."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import ssmforecast.estimators as est

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 import ssmforecast.nn.mamba as mamba_module
 from ssmforecast.nn.mamba import MambaLayer
 
+from _stepping import run_steps as _step_all
+
 f64 = torch.float64
 
 
@@ -32,14 +34,6 @@ def _inputs(batch, L, d_model, dtype=f64, seed=1):
     return u, torch.exp(log_dt)  # irregular dt, log-uniform in [0.1, 10]
 
 
-def _step_all(layer, u, dt, state=None):
-    """Run ``step`` over the time axis: u (batch, L, H), dt (batch, L) or None → y (batch, L, H), state."""
-    state = layer.allocate_state(u.shape[0]) if state is None else state
-    ys = []
-    for k in range(u.shape[1]):
-        y, state = layer.step(u[:, k], state, None if dt is None else dt[:, k])
-        ys.append(y)
-    return torch.stack(ys, dim=1), state
 
 
 def _reference(layer, u, dt):

@@ -2,12 +2,13 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from ssmforecast.math.discretize import zoh_diag
 from ssmforecast.nn.s4 import S4DLayer, S4Layer
+
+from _stepping import run_steps as _stepped
 
 f64 = torch.float64
 
@@ -29,13 +30,6 @@ def _layer(name, d_model=4, d_state=8, dtype=f64, seed=0, log_dt=-1.0):
     return layer.eval()
 
 
-def _stepped(layer, u, dt=None, state=None):
-    state = layer.allocate_state(u.shape[0]) if state is None else state
-    ys = []
-    for k in range(u.shape[1]):
-        y, state = layer.step(u[:, k], state, None if dt is None else dt[:, k])
-        ys.append(y)
-    return torch.stack(ys, dim=1), state
 
 
 def _rel(a, b):
