@@ -50,23 +50,25 @@ def register_ssm_param(
         module.register_buffer(name, value)
 
 
+def _check_dt(dt: torch.Tensor | None, shape: torch.Size, axes: str) -> None:
+    """Raise ValueError unless dt is None or of ``shape``, finite and strictly positive."""
+    if dt is None:
+        return
+    if dt.shape != shape:
+        raise ValueError(f"dt must have shape {axes} = {tuple(shape)}, got {tuple(dt.shape)}")
+    if not bool(torch.isfinite(dt).all()) or not bool((dt > 0).all()):
+        raise ValueError("dt must be finite and strictly positive")
+
+
 def check_sequence_input(u: torch.Tensor, dt: torch.Tensor | None, d_model: int) -> None:
     """Raise ValueError unless u is (batch, L, d_model) and dt is None or (batch, L), positive and finite."""
     if u.ndim != 3 or u.shape[-1] != d_model:
         raise ValueError(f"input must have shape (batch, L, {d_model}), got {tuple(u.shape)}")
-    if dt is not None:
-        if dt.shape != u.shape[:2]:
-            raise ValueError(f"dt must have shape (batch, L) = {tuple(u.shape[:2])}, got {tuple(dt.shape)}")
-        if not bool(torch.isfinite(dt).all()) or not bool((dt > 0).all()):
-            raise ValueError("dt must be finite and strictly positive")
+    _check_dt(dt, u.shape[:2], "(batch, L)")
 
 
 def check_step_input(u: torch.Tensor, dt: torch.Tensor | None, d_model: int) -> None:
     """Raise ValueError unless u is (batch, d_model) and dt is None or (batch,), positive and finite."""
     if u.ndim != 2 or u.shape[-1] != d_model:
         raise ValueError(f"step input must have shape (batch, {d_model}), got {tuple(u.shape)}")
-    if dt is not None:
-        if dt.shape != u.shape[:1]:
-            raise ValueError(f"dt must have shape (batch,) = {tuple(u.shape[:1])}, got {tuple(dt.shape)}")
-        if not bool(torch.isfinite(dt).all()) or not bool((dt > 0).all()):
-            raise ValueError("dt must be finite and strictly positive")
+    _check_dt(dt, u.shape[:1], "(batch,)")
