@@ -288,15 +288,17 @@ class S4Layer(SSMConvLayer):
 
         return self._cached("dense", build)
 
-    def _step_ssm(self, u, state, dt):
-        Lf, Pf, Bf, Cf = self._full_system()
+    def _step_ssm(self, u, state, dt, system=None, dense=None):
+        """One step; ``system`` (the expanded Λ, P, B, C) and ``dense`` (A, B of the full system,
+        ZOH only) may be passed in by a caller that loops, so they are built once per sequence."""
+        Lf, Pf, Bf, Cf = self._full_system() if system is None else system
         if dt is None:  # constant step: one dense (N × N) product per channel
             dA, dB = self._dense_step()  # (H, N, N), (H, N)
             state = torch.einsum("hij,bhj->bhi", dA, state) + dB * u[..., None]  # (batch, H, N); einsum: 4x matmul's speed here
         else:
             delta = self._step_size()[None] * dt[:, None].to(self.log_dt.dtype)  # (batch, H)
             if self.discretization == "zoh":
-                A, B, _ = self._dense_full()
+                A, B = self._dense_full()[:2] if dense is None else dense
                 dA, dB = zoh(A, B, delta)  # (batch, H, N, N), (batch, H, N)
                 state = (dA @ state[..., None])[..., 0] + dB * u[..., None]  # (batch, H, N)
             else:
@@ -308,8 +310,12 @@ class S4Layer(SSMConvLayer):
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         """Irregular steps: the recurrent view step by step (S4's per-step Woodbury form); → (batch, H, L)."""
         state = self.allocate_state(x.shape[0]).to(torch.promote_types(x.dtype, torch.complex64))
+        # the expanded system is built once per sequence, not at each of the L steps (under autograd
+        # the step cache is off)
+        system = tuple(_conj_expand(p) for p in self._params())
+        dense = self._dense_full()[:2] if self.discretization == "zoh" else None
         ys = []
         for k in range(x.shape[-1]):
-            y, state = self._step_ssm(x[..., k], state, dt[:, k])  # (batch, H)
+            y, state = self._step_ssm(x[..., k], state, dt[:, k], system, dense)  # (batch, H)
             ys.append(y)
         return torch.stack(ys, dim=-1)  # (batch, H, L)
