@@ -4,10 +4,11 @@ Layers, each depending only on the ones before it:
 
 - :mod:`ssmforecast.math`: pure tensor math (HiPPO, discretization, convolution kernels, scans).
 - :mod:`ssmforecast.nn`: S4, S4D and Mamba layers, residual blocks and the ``Backbone``.
-- :mod:`ssmforecast.estimators`: scikit-learn regressors on one shared training loop.
+- :mod:`ssmforecast.estimators`: sktime forecasters and scikit-learn regressors on one shared
+  training loop.
 """
 
-from .estimators import MambaRegressor, S4DRegressor, S4Regressor
+from .estimators import MambaForecaster, MambaRegressor, S4DForecaster, S4DRegressor, S4Forecaster, S4Regressor
 
 __version__ = "0.1.0.dev0"
-__all__ = ["S4Regressor", "S4DRegressor", "MambaRegressor"]
+__all__ = ["S4Forecaster", "S4DForecaster", "MambaForecaster", "S4Regressor", "S4DRegressor", "MambaRegressor"]

@@ -1,5 +1,6 @@
-"""Estimators: scikit-learn regressors (and, next, sktime forecasters) on one training loop."""
+"""Estimators on one shared training loop: sktime forecasters and scikit-learn regressors."""
 
+from .forecasters import MambaForecaster, S4DForecaster, S4Forecaster
 from .regressors import MambaRegressor, S4DRegressor, S4Regressor
 
-__all__ = ["S4Regressor", "S4DRegressor", "MambaRegressor"]
+__all__ = ["S4Forecaster", "S4DForecaster", "MambaForecaster", "S4Regressor", "S4DRegressor", "MambaRegressor"]
