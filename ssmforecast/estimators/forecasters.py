@@ -50,19 +50,28 @@ _MTYPES = ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"]
 
 
 class _ForecastNet(nn.Module):
-    """Backbone over [context ‖ mask tokens], read at the masked steps.
+    """Backbone over [context ‖ mask tokens], read at the masked steps and at the last context step.
 
+    The forecast of step k is  head(z_{L+k}) + W_k z_L : a per-position head on the backbone's
+    features at the masked step, plus a direct linear map from the features of the last observed
+    step (z_L summarises the context; W_k is one (C·P × H) block per step ahead).
     forward(tokens (batch, L + k, d_input)) → (batch, k, C · P), P = 2 for the normal head, else 1.
     The network is causal, so the first k outputs do not depend on how many mask tokens follow.
     """
 
-    def __init__(self, backbone: Backbone, context_length: int):
+    def __init__(self, backbone: Backbone, context_length: int, horizon: int, d_out: int):
         super().__init__()
         self.backbone = backbone
-        self.context_length = context_length
+        self.context_length, self.horizon, self.d_out = context_length, horizon, d_out
+        self.head = nn.Linear(backbone.d_model, d_out)
+        self.direct = nn.Linear(backbone.d_model, horizon * d_out)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.backbone(tokens)[:, self.context_length :]  # (batch, k, C·P)
+        L = self.context_length
+        z = self.backbone(tokens)  # (batch, L+k, H)
+        k = z.shape[1] - L
+        direct = self.direct(z[:, L - 1]).unflatten(-1, (self.horizon, self.d_out))[:, :k]  # (batch, k, C·P)
+        return self.head(z[:, L:]) + direct  # (batch, k, C·P)
 
 
 def _softplus(x):
@@ -335,7 +344,7 @@ class _SSMForecaster(BaseForecaster):
         d_input = C + 1 + len(self.exog_names_)
         self.module_, self.history_ = fit_network(
             self,
-            lambda: _ForecastNet(build_backbone(self, d_input, C * n_params), L),
+            lambda: _ForecastNet(build_backbone(self, d_input, None), L, H, C * n_params),
             (inputs,),
             targets,
             _HeadLoss(self.loss, C),

@@ -1,0 +1,316 @@
+"""The sktime forecasters: accuracy on known signals, calibrated intervals, global panels,
+exogenous inputs, update semantics, persistence, integrations and errors."""
+
+import copy
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sktime.forecasting.base import ForecastingHorizon
+from sktime.forecasting.model_evaluation import evaluate
+from sktime.forecasting.model_selection import ForecastingGridSearchCV
+from sktime.split import ExpandingWindowSplitter
+
+from ssmforecast import MambaForecaster, S4DForecaster, S4Forecaster
+from ssmforecast.estimators._windows import instance_stats, tokens
+
+SMALL = {"d_model": 16, "n_layers": 1, "d_state": 8, "batch_size": 64, "random_state": 0}
+
+
+def two_sines(n: int) -> pd.Series:
+    t = np.arange(n)
+    return pd.Series(np.sin(2 * np.pi * t / 24) + np.sin(2 * np.pi * t / 168), index=pd.RangeIndex(n), name="y")
+
+
+def ar1(n: int, phi: float, seed: int) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_normal(n)
+    x = np.zeros(n)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + eps[t]
+    return pd.Series(x, index=pd.date_range("2021-01-01", periods=n, freq="h"), name="ar")
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+# Each fit takes well under a minute on 2 CPU cores (S4D ≈ 7 s, S4 ≈ 15 s, Mamba ≈ 45 s): a
+# noiseless target needs no distribution head, so the point loss is used.
+SINE_CONFIGS = {
+    S4DForecaster: {"lr": 1e-2, "max_epochs": 8, "loss": "mse"},
+    S4Forecaster: {"lr": 1e-2, "max_epochs": 8, "loss": "mse"},
+    MambaForecaster: {"lr": 1e-2, "max_epochs": 8, "loss": "mse", "d_state": 8},
+}
+
+
+@pytest.mark.parametrize("cls", list(SINE_CONFIGS), ids=lambda c: c.__name__)
+def test_two_sinusoids_horizon_24_below_5_percent_of_variance(cls):
+    """Noiseless sin(2πt/24) + sin(2πt/168): MSE over four held-out 24-step forecasts < 5% of var."""
+    y = two_sines(1000)
+    train = y.iloc[:-96]
+    f = cls(context_length=96, horizon=24, batch_size=64, random_state=0, **SINE_CONFIGS[cls]).fit(train)
+    errors = []
+    for start in range(len(train), len(y), 24):
+        pred = f.predict(fh=np.arange(1, 25))
+        errors.append(np.mean((pred.to_numpy() - y.iloc[start : start + 24].to_numpy()) ** 2))
+        f.update(y.iloc[start : start + 24], update_params=False)
+    assert np.mean(errors) < 0.05 * y.var()
+
+
+def test_intervals_are_calibrated_on_gaussian_ar1():
+    """AR(1), φ = 0.7: empirical coverage of the 80% and 95% intervals on held-out forecasts
+    (100 origins × 6 steps) lies within ±5 points of nominal."""
+    y = ar1(2700, phi=0.7, seed=1)
+    train, test = y.iloc[:2000], y.iloc[2000:]
+    f = S4DForecaster(context_length=32, horizon=6, max_epochs=15, lr=1e-2, **SMALL).fit(train)
+    hits = {0.8: [], 0.95: []}
+    for start in range(0, 600, 6):
+        iv = f.predict_interval(fh=np.arange(1, 7), coverage=[0.8, 0.95])
+        truth = test.iloc[start : start + 6].to_numpy()
+        for c in hits:
+            lower, upper = iv[("ar", c, "lower")].to_numpy(), iv[("ar", c, "upper")].to_numpy()
+            hits[c].extend((lower <= truth) & (truth <= upper))
+        f.update(test.iloc[start : start + 6], update_params=False)
+    for c, h in hits.items():
+        assert abs(np.mean(h) - c) <= 0.05, f"coverage of the {c:.0%} interval: {np.mean(h):.3f}"
+
+
+# ----------------------------------------------------------------------------- shared fitted models
+
+
+@pytest.fixture(scope="module")
+def sines():
+    return two_sines(400)
+
+
+@pytest.fixture(scope="module")
+def fitted(sines):
+    return S4DForecaster(context_length=48, horizon=24, max_epochs=3, **SMALL).fit(sines)
+
+
+def test_any_subset_of_the_horizon(fitted, sines):
+    full = fitted.predict(fh=np.arange(1, 25))
+    subset = fitted.predict(fh=[3, 7, 24])
+    np.testing.assert_allclose(subset.to_numpy(), full.iloc[[2, 6, 23]].to_numpy(), rtol=1e-6, atol=1e-6)
+    assert list(subset.index) == [sines.index[-1] + k for k in (3, 7, 24)]
+    absolute = fitted.predict(fh=ForecastingHorizon(sines.index[-1] + np.array([3, 7, 24]), is_relative=False))
+    np.testing.assert_allclose(absolute.to_numpy(), subset.to_numpy())
+
+
+def test_horizon_beyond_the_trained_one_is_an_error(fitted):
+    with pytest.raises(ValueError, match=r"reaches step 30.*horizon=24"):
+        fitted.predict(fh=[1, 30])
+    with pytest.raises(NotImplementedError, match="in-sample"):  # sktime's own check, from our tag
+        fitted.predict(fh=[0, 1])
+
+
+def test_quantiles_are_normal_and_ordered(fitted):
+    q = fitted.predict_quantiles(fh=[1, 5], alpha=[0.05, 0.5, 0.95])
+    mean = fitted.predict(fh=[1, 5]).to_numpy()
+    np.testing.assert_allclose(q[("y", 0.5)].to_numpy(), mean, atol=1e-9)
+    assert np.all(q[("y", 0.05)] < q[("y", 0.5)]) and np.all(q[("y", 0.5)] < q[("y", 0.95)])
+    var = fitted.predict_var(fh=[1, 5]).to_numpy()[:, 0]
+    # symmetric normal quantiles: q95 − q50 = 1.6449 σ
+    np.testing.assert_allclose(q[("y", 0.95)] - q[("y", 0.5)], 1.6448536 * np.sqrt(var), rtol=1e-6)
+    # predict_proba (skpro) is the same normal distribution
+    dist = fitted.predict_proba(fh=[1, 5])
+    np.testing.assert_allclose(dist.ppf(0.05).to_numpy()[:, 0], q[("y", 0.05)].to_numpy(), rtol=1e-9)
+
+
+def test_update_without_params_equals_forecast_from_the_extended_history(fitted):
+    """update(update_params=False) moves the context only: the forecast equals the fitted network
+    run by hand on the last context_length points of the extended history, streaming one point at
+    a time gives the same, and the kept state stays context_length rows however long the history."""
+    new = two_sines(400 + 500).iloc[400:]
+    f = copy.deepcopy(fitted)
+    f.update(new, update_params=False)
+    g = copy.deepcopy(fitted)
+    for i in range(len(new) - 30, len(new)):  # the last 30 points one by one, after a bulk update
+        g.update(new.iloc[: len(new) - 30] if i == len(new) - 30 else new.iloc[i - 1 : i], update_params=False)
+    g.update(new.iloc[-1:], update_params=False)
+    pred = f.predict(fh=np.arange(1, 25)).to_numpy()
+    np.testing.assert_allclose(g.predict(fh=np.arange(1, 25)).to_numpy(), pred, rtol=1e-10, atol=1e-12)
+
+    # reference: normalise the last 48 points, run the module, map back
+    ctx = ((new.to_numpy()[-48:] - f.y_mean_) / f.y_scale_)[None, :, None]  # (1, 48, 1)
+    mu, sd = instance_stats(ctx)
+    with torch.no_grad():
+        out = f.module_(torch.as_tensor(tokens((ctx - mu) / sd, 24, None), dtype=torch.float32)).double().numpy()
+    expected = (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
+    np.testing.assert_allclose(pred, expected, rtol=1e-6, atol=1e-6)
+    assert len(f.context_[()]) == 48
+    assert list(pred.shape) == [24]
+    assert f.cutoff[0] == new.index[-1]
+    assert all(torch.equal(a, b) for a, b in zip(f.module_.state_dict().values(), fitted.module_.state_dict().values()))
+
+
+def test_update_with_params_fine_tunes(fitted):
+    f = copy.deepcopy(fitted)
+    new = two_sines(600).iloc[400:]
+    f.update(new, update_params=True)
+    assert len(f.history_) == len(fitted.history_) + f.update_epochs
+    changed = [not torch.equal(a, b) for a, b in zip(f.module_.state_dict().values(), fitted.module_.state_dict().values())]
+    assert any(changed)
+    assert f.context_[()].index[-1] == new.index[-1]
+
+
+def test_fit_is_reproducible_and_leaves_the_global_rng_alone(sines):
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = S4DForecaster(context_length=24, horizon=6, max_epochs=2, **SMALL).fit(sines).predict(fh=[1, 2, 3])
+    after = torch.rand(3)
+    np.testing.assert_array_equal(before, after)
+    b = S4DForecaster(context_length=24, horizon=6, max_epochs=2, **SMALL).fit(sines).predict(fh=[1, 2, 3])
+    c = S4DForecaster(context_length=24, horizon=6, max_epochs=2, **{**SMALL, "random_state": 1}).fit(sines).predict(fh=[1, 2, 3])
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    assert not np.array_equal(a.to_numpy(), c.to_numpy())
+
+
+def test_pickle_joblib_and_sktime_save_load_round_trips(fitted, tmp_path):
+    from sktime.base import load
+
+    expected = fitted.predict_interval(fh=[1, 2, 3], coverage=0.9)
+    joblib.dump(fitted, tmp_path / "f.joblib")
+    fitted.save(tmp_path / "f")
+    for clone in (pickle.loads(pickle.dumps(fitted)), joblib.load(tmp_path / "f.joblib"), load(tmp_path / "f.zip")):
+        pd.testing.assert_frame_equal(clone.predict_interval(fh=[1, 2, 3], coverage=0.9), expected)
+
+
+# ----------------------------------------------------------------------------- panels and exogenous
+
+
+def test_one_global_model_serves_a_panel_of_20_series():
+    rng = np.random.default_rng(0)
+    t = np.arange(240)
+    frames = []
+    for i in range(20):
+        a, phase, level = rng.uniform(0.5, 2), rng.uniform(0, 2 * np.pi), rng.uniform(-3, 3)
+        frames.append(pd.DataFrame({"v": level + a * np.sin(2 * np.pi * t / 24 + phase)}, index=pd.MultiIndex.from_product([[f"s{i}"], t], names=["series", "time"])))
+    panel = pd.concat(frames)
+    train = panel[panel.index.get_level_values("time") < 228]
+    f = S4DForecaster(context_length=48, horizon=12, max_epochs=6, lr=1e-2, loss="mse", **SMALL).fit(train)
+    pred = f.predict(fh=np.arange(1, 13))
+    assert isinstance(pred.index, pd.MultiIndex) and pred.index.names == ["series", "time"]
+    assert list(pred.index.get_level_values("series").unique()) == [f"s{i}" for i in range(20)]
+    assert list(pred.index.get_level_values("time")[:12]) == list(range(228, 240))
+    assert len(f.context_) == 20  # one network, one context per series
+    truth = panel[panel.index.get_level_values("time") >= 228]
+    mse = np.mean((pred["v"].to_numpy() - truth["v"].loc[pred.index].to_numpy()) ** 2)
+    # the per-series variance is a²/2 ≈ 0.8 on average: the global model is far below it
+    assert mse < 0.1
+
+
+def test_exogenous_inputs_are_used_and_required():
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"driver": rng.standard_normal(n)})
+    y = pd.Series(2.0 * X["driver"].to_numpy() + 0.1 * rng.standard_normal(n), name="y")
+    kw = dict(context_length=16, horizon=4, max_epochs=8, lr=1e-2, loss="mse", **SMALL)
+    with_x = S4DForecaster(**kw).fit(y.iloc[:-4], X=X.iloc[:-4])
+    without = S4DForecaster(**kw).fit(y.iloc[:-4])
+    truth = y.iloc[-4:].to_numpy()
+    err_x = np.mean((with_x.predict(fh=[1, 2, 3, 4], X=X.iloc[-4:]).to_numpy() - truth) ** 2)
+    err = np.mean((without.predict(fh=[1, 2, 3, 4]).to_numpy() - truth) ** 2)
+    assert err_x < 0.25 * err
+    with pytest.raises(ValueError, match="fitted with exogenous X"):
+        with_x.predict(fh=[1, 2])
+    with pytest.raises(ValueError, match="no values at forecast time"):
+        with_x.predict(fh=[1, 4], X=X.iloc[-4:-1])
+    # X only at the requested times: the steps between are interpolated
+    assert np.isfinite(with_x.predict(fh=[2, 4], X=X.iloc[[-3, -1]]).to_numpy()).all()
+
+
+def test_multivariate_target_keeps_columns():
+    t = np.arange(200)
+    y = pd.DataFrame({"a": np.sin(t / 5), "b": np.cos(t / 7)}, index=pd.period_range("2000-01", periods=200, freq="M"))
+    f = S4DForecaster(context_length=24, horizon=6, max_epochs=2, **SMALL).fit(y)
+    pred = f.predict(fh=[1, 6])
+    assert list(pred.columns) == ["a", "b"] and list(pred.index) == [y.index[-1] + 1, y.index[-1] + 6]
+    iv = f.predict_interval(fh=[1], coverage=0.5)
+    assert list(iv.columns) == [("a", 0.5, "lower"), ("a", 0.5, "upper"), ("b", 0.5, "lower"), ("b", 0.5, "upper")]
+
+
+# ----------------------------------------------------------------------------- sktime workflows
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # remember_data default of sktime's own search forecaster
+def test_sktime_evaluate_and_grid_search():
+    y = two_sines(160)
+    f = S4DForecaster(context_length=16, horizon=3, max_epochs=2, **SMALL)
+    cv = ExpandingWindowSplitter(fh=[1, 2, 3], initial_window=100, step_length=20)
+    results = evaluate(f, cv, y)
+    assert len(results) == 3 and np.isfinite(results.iloc[:, 0]).all()
+    search = ForecastingGridSearchCV(f, cv, param_grid={"context_length": [8, 16], "lr": [1e-3, 1e-2]})
+    search.fit(y, fh=[1, 2, 3])
+    assert set(search.best_params_) == {"context_length", "lr"}
+    assert len(search.cv_results_) == 4
+    assert search.predict().shape == (3,)
+
+
+def test_get_fitted_params(fitted):
+    params = fitted.get_fitted_params()
+    assert params["horizon"] == 24 and isinstance(params["module"], torch.nn.Module)
+    assert params["target_names"] == ["y"] and params["exog_names"] == []
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+TINY = dict(context_length=8, horizon=3, max_epochs=1, **SMALL)
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "missing data"), (np.inf, "NaN or inf")])
+def test_non_finite_values_are_rejected_and_the_data_left_alone(bad, message):
+    y = two_sines(50)
+    y.iloc[20] = bad
+    X = pd.DataFrame({"x": np.arange(50.0)})
+    X_bad = X.copy()
+    X_bad.iloc[7, 0] = bad
+    y_copy, X_copy = y.copy(), X_bad.copy()
+    with pytest.raises(ValueError, match=message):
+        S4DForecaster(**TINY).fit(y)
+    with pytest.raises(ValueError, match=message):
+        S4DForecaster(**TINY).fit(two_sines(50), X=X_bad)
+    pd.testing.assert_series_equal(y, y_copy)
+    pd.testing.assert_frame_equal(X_bad, X_copy)
+
+
+def test_too_short_series_states_the_minimum():
+    with pytest.raises(ValueError, match=r"has 10 observations.*at least 11 \(context_length 8 \+ horizon 3\)"):
+        S4DForecaster(**TINY).fit(two_sines(10))
+
+
+def test_non_numeric_columns_are_rejected():
+    y = pd.DataFrame({"a": np.arange(40.0), "b": ["x"] * 40})
+    with pytest.raises(TypeError, match="categorical"):
+        S4DForecaster(**TINY).fit(y)
+
+
+def test_data_is_not_modified_by_fit_update_predict():
+    y = two_sines(80)
+    X = pd.DataFrame({"x": np.linspace(0, 1, 90)})
+    y_copy, X_copy = y.copy(), X.copy()
+    f = S4DForecaster(**TINY).fit(y.iloc[:60], X=X.iloc[:60])
+    f.update(y.iloc[60:], X=X.iloc[60:80], update_params=True)
+    f.predict(fh=[1, 2, 3], X=X.iloc[80:83])
+    pd.testing.assert_series_equal(y, y_copy)
+    pd.testing.assert_frame_equal(X, X_copy)
+
+
+def test_unknown_device_and_missing_gpu(monkeypatch):
+    with pytest.raises(ValueError, match="device"):
+        S4DForecaster(**{**TINY, "device": "tpu"}).fit(two_sines(50))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        S4DForecaster(**{**TINY, "device": "cuda"}).fit(two_sines(50))
+
+
+def test_horizon_smaller_than_fh_in_fit_and_missing_fh():
+    with pytest.raises(ValueError, match="horizon=3"):
+        S4DForecaster(**TINY).fit(two_sines(50), fh=[1, 5])
+    with pytest.raises(ValueError, match="fh"):
+        S4DForecaster(**{**TINY, "horizon": None}).fit(two_sines(50))
