@@ -3,6 +3,8 @@
 import importlib.util
 
 import numpy as np
+import pytest
+from sktime.datasets import load_airline
 
 from conftest import REPO
 
@@ -33,3 +35,55 @@ def test_demo_runs_without_data(tmp_path, capsys):
     assert "synthetic" in r["source"]
     assert np.isfinite(r["mse"]) and r["mse"] < r["repeat_mse"]
     assert "| repeat-last |" in capsys.readouterr().out
+
+
+def test_quickstart_beats_seasonal_naive_with_nested_intervals(tmp_path, capsys):
+    quickstart = _load("quickstart")
+    r = quickstart.main(["--quick", "--out", str(tmp_path)])
+    png = tmp_path / "quickstart_airline.png"
+    assert r["png"] == str(png)
+    assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # seasonal-naive on 1960 vs 1959, recomputed here from the airline numbers
+    y = load_airline().to_numpy()
+    assert r["naive_mae"] == pytest.approx(np.mean(np.abs(y[-24:-12] - y[-12:])))
+    assert np.isfinite(r["mae"]) and 0 < r["mae"] < r["naive_mae"]
+    assert 0 < r["mape"] < r["naive_mape"]
+    # the 95% band contains the 80% band, which contains the forecast (exp of the log-scale mean)
+    iv, forecast = r["intervals"], r["forecast"].to_numpy()
+    assert np.all(iv[(0.95, "lower")] <= iv[(0.8, "lower")]) and np.all(iv[(0.8, "upper")] <= iv[(0.95, "upper")])
+    assert np.all(iv[(0.8, "lower")] < forecast) and np.all(forecast < iv[(0.8, "upper")])
+    assert 0 <= r["coverage_80"] <= r["coverage_95"] <= 1
+    assert "| seasonal naive (one year earlier) |" in capsys.readouterr().out
+
+
+def test_sklearn_cv_scores_and_grid_search(tmp_path):
+    sklearn_cv = _load("sklearn_cv")
+    r = sklearn_cv.main(["--quick", "--out", str(tmp_path)])
+    grid = sklearn_cv.QUICK["grid"]
+    assert len(r["cv_scores"]) == 3 and len(r["ridge_scores"]) == 3
+    assert np.all(np.isfinite(r["cv_scores"])) and np.all(np.isfinite(r["ridge_scores"]))
+    assert set(r["best_params"]) == set(grid)
+    assert all(r["best_params"][k] in values for k, values in grid.items())
+    assert len(r["grid"]) == 4 and r["best_score"] == max(score for _, score in r["grid"])
+    # the series is mostly predictable: both models explain most of the variance of the test windows
+    assert np.mean(r["ridge_scores"]) > 0.5 and r["ridge_test_score"] > 0.5
+    assert np.mean(r["cv_scores"]) > 0.3 and r["test_score"] > 0.5
+    assert (tmp_path / "sklearn_cv_grid.csv").stat().st_size > 0
+
+
+def test_sktime_evaluate_backtest_and_grid_search(tmp_path):
+    sktime_evaluate = _load("sktime_evaluate")
+    r = sktime_evaluate.main(["--quick", "--out", str(tmp_path)])
+    table = r["per_fold"]
+    assert list(table.columns) == ["S4D", "naive (last)", "seasonal naive (sp=12)"]
+    assert list(table.index) == ["1958-12", "1959-12"]  # 2 folds from 120 months, step 12, fh 1..6
+    assert np.all(np.isfinite(table.to_numpy())) and np.all(table.to_numpy() > 0)
+    # repeat-last recomputed here: train on the first t months, forecast the next 6 with month t (index t − 1)
+    y = np.log(load_airline().to_numpy())
+    for fold, t in enumerate((120, 132)):
+        assert table["naive (last)"].iloc[fold] == pytest.approx(np.mean(np.abs(y[t : t + 6] - y[t - 1])))
+    assert r["mean_mae"]["S4D"] < r["mean_mae"]["naive (last)"]
+    assert set(r["best_params"]) == {"context_length"}
+    assert r["best_params"]["context_length"] in sktime_evaluate.QUICK["contexts"]
+    assert r["best_mae"] == min(score for _, score in r["grid"])
+    assert (tmp_path / "sktime_evaluate_folds.csv").stat().st_size > 0
