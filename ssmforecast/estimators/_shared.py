@@ -137,12 +137,12 @@ def fit_network(est, build, inputs: tuple[np.ndarray, ...], targets: np.ndarray,
         return train(module, tensors, torch.as_tensor(targets, dtype=dtype), loss_fn, config)
 
 
-def predict_batches(module: torch.nn.Module, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """module(x) in batches of ``batch`` samples, without gradients → float64 ndarray."""
+def predict_batches(module: torch.nn.Module, *inputs: np.ndarray | None, batch: int = 1024) -> np.ndarray:
+    """module(*inputs) in batches of ``batch`` samples (axis 0), without gradients → float64 ndarray."""
     param = next(module.parameters())
-    xt = torch.as_tensor(x, dtype=param.dtype, device=param.device)
+    tensors = [torch.as_tensor(x, dtype=param.dtype, device=param.device) for x in inputs]
     with torch.no_grad():
-        out = [module(xt[i : i + batch]) for i in range(0, len(xt), batch)]
+        out = [module(*(t[i : i + batch] for t in tensors)) for i in range(0, len(tensors[0]), batch)]
     return torch.cat(out).double().cpu().numpy()
 
 

@@ -17,7 +17,7 @@ log-likelihood; intervals and quantiles are those of that normal distribution.
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 from statistics import NormalDist
 
 import numpy as np
@@ -40,6 +40,17 @@ from ._shared import (
     predict_batches,
     safe_scale,
 )
+from ._time import (
+    ROWS,
+    InSampleForecastError,
+    calendar_grid,
+    check_index,
+    resolve_unit,
+    shift,
+    steps,
+    time_ints,
+    unit_label,
+)
 from ._windows import instance_stats, sliding_windows, tokens
 
 #: Training losses; "normal" trains a Gaussian head and enables intervals and quantiles.
@@ -52,10 +63,14 @@ _MTYPES = ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"]
 class _ForecastNet(nn.Module):
     """Backbone over [context ‖ mask tokens], read at the masked steps and at the last context step.
 
-    The forecast of step k is  head(z_{L+k}) + W_k z_L : a per-position head on the backbone's
-    features at the masked step, plus a direct linear map from the features of the last observed
-    step (z_L summarises the context; W_k is one (C·P × H) block per step ahead).
-    forward(tokens (batch, L + k, d_input)) → (batch, k, C · P), P = 2 for the normal head, else 1.
+    The forecast of a query τ time units after the last observation is  head(z_q) + W(τ) z_L :
+    a per-position head on the backbone's features z_q at the query's mask token, plus a direct
+    linear map from the features z_L of the last observed step (z_L summarises the context).
+    W(τ) is one (C·P × d_model) block per whole step ahead, W_1 … W_H, linearly interpolated
+    between them for a τ off the grid and held constant outside [1, H].
+
+    forward(tokens (batch, L + k, d_input), ahead (batch, k), dt (batch, L + k) or None)
+        → (batch, k, C · P), P = 2 for the normal head, else 1.
     The network is causal, so the first k outputs do not depend on how many mask tokens follow.
     """
 
@@ -66,12 +81,16 @@ class _ForecastNet(nn.Module):
         self.head = nn.Linear(backbone.d_model, d_out)
         self.direct = nn.Linear(backbone.d_model, horizon * d_out)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        L = self.context_length
-        z = self.backbone(tokens)  # (batch, L+k, H)
-        k = z.shape[1] - L
-        direct = self.direct(z[:, L - 1]).unflatten(-1, (self.horizon, self.d_out))[:, :k]  # (batch, k, C·P)
-        return self.head(z[:, L:]) + direct  # (batch, k, C·P)
+    def forward(self, tokens: torch.Tensor, ahead: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
+        L, H = self.context_length, self.horizon
+        z = self.backbone(tokens, dt)  # (batch, L+k, d_model)
+        W = self.direct(z[:, L - 1]).unflatten(-1, (H, self.d_out))  # (batch, H, C·P): W_1 z_L … W_H z_L
+        pos = (ahead - 1).clamp(0, H - 1)  # (batch, k) fractional index into 1…H
+        i0 = pos.floor().long()
+        i1 = (i0 + 1).clamp(max=H - 1)
+        w = (pos - i0.to(pos.dtype)).unsqueeze(-1)  # (batch, k, 1)
+        pick = lambda i: W.gather(1, i.unsqueeze(-1).expand(-1, -1, self.d_out))  # noqa: E731  (batch, k, C·P)
+        return self.head(z[:, L:]) + (1 - w) * pick(i0) + w * pick(i1)  # (batch, k, C·P)
 
 
 def _softplus(x):
@@ -122,13 +141,14 @@ def _exog_rows(X: pd.DataFrame, key: tuple, cache: dict) -> pd.DataFrame:
     return cache[key]
 
 
-def _time_values(index: pd.Index) -> np.ndarray:
-    """Times as float64: nanoseconds for datetimes, ordinals for periods, the values otherwise."""
-    if isinstance(index, pd.DatetimeIndex):
-        return index.as_unit("ns").asi8.astype(np.float64)
-    if isinstance(index, pd.PeriodIndex):
-        return index.asi8.astype(np.float64)
-    return np.asarray(index, dtype=np.float64)
+def _check_time_indexes(y, X) -> None:
+    for name, data in (("y", y), ("X", X)):
+        if isinstance(data, (pd.Series, pd.DataFrame)):
+            check_index(data.index, name)
+
+
+def _as_fh(fh) -> ForecastingHorizon:
+    return fh if isinstance(fh, ForecastingHorizon) else ForecastingHorizon(fh)
 
 
 def _where(key: tuple) -> str:
@@ -147,22 +167,6 @@ def _check_finite(values: np.ndarray, index: pd.Index, columns, name: str, key: 
         row, col = np.argwhere(bad)[0]
         raise ValueError(
             f"{name}{_where(key)} contains NaN or inf: column {columns[col]!r} at {index[row]!r} is {values[row, col]}"
-        )
-
-
-def _check_regular(index: pd.Index, key: tuple) -> None:
-    """The index must lie on a regular grid (irregular timestamps are not supported yet)."""
-    if len(index) < 3:
-        return
-    if isinstance(index, pd.DatetimeIndex):
-        regular = index.freq is not None or pd.infer_freq(index) is not None
-    else:
-        steps = np.diff(_time_values(index))
-        regular = bool(np.all(steps == steps[0])) and steps[0] > 0
-    if not regular:
-        raise ValueError(
-            f"the time index{_where(key)} is not regularly spaced; these forecasters need a regular "
-            "time grid (one observation per period, no gaps)"
         )
 
 
@@ -196,6 +200,7 @@ class _SSMForecaster(BaseForecaster):
     _parameter_constraints: dict = {
         "context_length": [Interval(Integral, 1, None, closed="left")],
         "horizon": [Interval(Integral, 1, None, closed="left"), None],
+        "time_unit": [None, str, Real, pd.Timedelta],  # checked against the index kind in fit
         "revin": ["boolean"],
         **SHARED_CONSTRAINTS,
         "loss": [StrOptions(set(LOSSES))],
@@ -206,6 +211,7 @@ class _SSMForecaster(BaseForecaster):
         self,
         context_length=96,
         horizon=None,
+        time_unit=None,
         revin=True,
         d_model=32,
         n_layers=2,
@@ -229,6 +235,7 @@ class _SSMForecaster(BaseForecaster):
     ):
         self.context_length = context_length
         self.horizon = horizon
+        self.time_unit = time_unit
         self.revin = revin
         self.d_model = d_model
         self.n_layers = n_layers
@@ -253,17 +260,43 @@ class _SSMForecaster(BaseForecaster):
         self.set_tags(**{"requires-fh-in-fit": horizon is None, "capability:pred_int": loss == "normal"})
         self._y, self._X = None, None  # sktime keeps them only if the remember_data config is set
 
+    # ------------------------------------------------------------------ public entry points
+
+    def fit(self, y, X=None, fh=None):
+        """Fit to y (and X); see sktime's ``BaseForecaster.fit``. The time indexes are checked
+        first, so that a bad one is reported with its first offending time stamp."""
+        _check_time_indexes(y, X)
+        return super().fit(y, X=X, fh=fh)
+
+    def update(self, y, X=None, update_params=True):
+        """Update with new observations; see sktime's ``BaseForecaster.update``."""
+        _check_time_indexes(y, X)
+        return super().update(y, X=X, update_params=update_params)
+
+    def _check_fh(self, fh, pred_int=False):
+        """sktime's horizon check, with in-sample times reported as a ValueError naming the first one."""
+        try:
+            return super()._check_fh(fh, pred_int=pred_int)
+        except NotImplementedError as err:
+            if "in-sample" not in str(err) or self._cutoff is None:
+                raise
+            times = self._fh.to_absolute_index(self._cutoff) if fh is None else _as_fh(fh).to_absolute_index(self._cutoff)
+            first = times[time_ints(times) <= time_ints(self._cutoff[-1:])[0]][0]
+            raise InSampleForecastError(
+                f"{type(self).__name__} forecasts only after the last observation {self._cutoff[-1]!r}: forecast time "
+                f"{first!r} is not after it (in-sample forecasts are not supported)"
+            ) from err
+
     # ------------------------------------------------------------------ data → arrays
 
-    def _series(self, y: pd.DataFrame, X: pd.DataFrame | None, fit: bool) -> list[tuple[tuple, pd.DataFrame]]:
+    def _series(self, y: pd.DataFrame, X: pd.DataFrame | None) -> list[tuple[tuple, pd.DataFrame]]:
         """Validated (instance key, rows) pairs; rows hold the target columns then the exogenous ones."""
         _check_numeric(y, "y")
         if X is not None:
             _check_numeric(X, "X")
         out, x_split = [], {}
         for key, rows in _instances(y):
-            if not rows.index.is_monotonic_increasing or rows.index.has_duplicates:
-                raise ValueError(f"the time index of y{_where(key)} must be sorted and free of duplicates")
+            check_index(rows.index, f"y{_where(key)}")
             _check_finite(rows.to_numpy(np.float64), rows.index, list(rows.columns), "y", key)
             if self.exog_names_:
                 if X is None:
@@ -275,8 +308,6 @@ class _SSMForecaster(BaseForecaster):
                 rows = pd.concat([rows, x], axis=1)
             # positional column names: y and X may share labels (e.g. both have a column 0)
             rows = rows.set_axis([f"y{i}" for i in range(rows.shape[1] - len(self.exog_names_))] + [f"x{j}" for j in range(len(self.exog_names_))], axis=1)
-            if fit:
-                _check_regular(rows.index, key)
             out.append((key, rows))
         return out
 
@@ -288,11 +319,16 @@ class _SSMForecaster(BaseForecaster):
         x = (values[:, C:] - self.x_mean_) / self.x_scale_ if self.exog_names_ else None
         return y, x
 
+    def _dt(self, index: pd.Index) -> np.ndarray:
+        """Time steps (T,) of one series in time units (all ones on a calendar grid or in "rows" mode)."""
+        return np.ones(len(index)) if self._unit in (ROWS, "calendar") else steps(index, self._unit)
+
     def _windows(self, series: list[tuple[tuple, pd.DataFrame]]):
-        """(tokens (n, L+H, d_in), targets (n, H, C)) of every window of every series, in order of
-        forecast origin time, so that the validation tail is the latest windows."""
+        """Every window of every series, in order of forecast origin time (so that the validation
+        tail is the latest windows): → (inputs, targets (n, H, C)) with inputs = (tokens
+        (n, L+H, d_in), ahead (n, H)) plus dt (n, L+H) when some step is not one time unit."""
         L, H = self.context_length, self.horizon_
-        all_tokens, all_targets, origins = [], [], []
+        parts, origins = [], []
         for _key, rows in series:
             if len(rows) < L + H:
                 continue
@@ -301,13 +337,17 @@ class _SSMForecaster(BaseForecaster):
             mu, sigma = instance_stats(win[:, :L], self.revin)  # (n, 1, C)
             win = (win - mu) / sigma
             exog = None if x is None else sliding_windows(x, L + H)  # (n, L+H, E)
-            all_tokens.append(tokens(win[:, :L], H, exog))
-            all_targets.append(win[:, L:])
-            origins.append(_time_values(rows.index)[L - 1 : len(rows) - H])
-        if not all_tokens:
+            dt = sliding_windows(self._dt(rows.index)[:, None], L + H)[..., 0]  # (n, L+H)
+            dt[:, 0] = 1.0  # a window starts at its first observation
+            ahead = np.cumsum(dt[:, L:], axis=1)  # (n, H): (t_{L+j} − t_{L−1}) / unit
+            parts.append((tokens(win[:, :L], H, exog), ahead, dt, win[:, L:]))
+            origins.append(time_ints(rows.index)[L - 1 : len(rows) - H])
+        if not parts:
             return None, None
         order = np.argsort(np.concatenate(origins), kind="stable")
-        return np.concatenate(all_tokens)[order], np.concatenate(all_targets)[order]
+        tok, ahead, dt, targets = (np.concatenate(p)[order] for p in zip(*parts))
+        inputs = (tok, ahead) if np.all(dt == 1.0) else (tok, ahead, dt)
+        return inputs, targets
 
     # ------------------------------------------------------------------ sktime interface
 
@@ -322,11 +362,24 @@ class _SSMForecaster(BaseForecaster):
         )
         check_even_state(self)
         resolve_device(self.device)
-        self.horizon_ = self._resolve_horizon(fh)
         self.target_names_ = list(y.columns)
         self.index_names_ = list(y.index.names)
         self.exog_names_ = [] if X is None else list(X.columns)
-        series = self._series(y, X, fit=True)
+        series = self._series(y, X)
+        indexes = [rows.index for _, rows in series]
+        if calendar_grid(indexes[0]):
+            if self.time_unit not in (None, ROWS):
+                raise ValueError(
+                    f"time_unit={self.time_unit!r} needs fixed-duration time stamps; this index has the calendar "
+                    f"frequency {indexes[0].freq or pd.infer_freq(indexes[0])!r}, read one step per period"
+                )
+            self._unit = "calendar"
+            self.time_unit_ = indexes[0].freq or pd.tseries.frequencies.to_offset(pd.infer_freq(indexes[0]))
+        else:
+            self._unit = resolve_unit(self.time_unit, indexes)
+            self._spacing = resolve_unit(None, indexes)  # median gap: places relative fh in "rows" mode
+            self.time_unit_ = unit_label(self._unit, indexes[0])
+        self.horizon_ = self._resolve_horizon(fh, indexes)
         L, H = self.context_length, self.horizon_
         lengths = {key: len(rows) for key, rows in series}
         if max(lengths.values()) < L + H:
@@ -345,33 +398,42 @@ class _SSMForecaster(BaseForecaster):
         self.module_, self.history_ = fit_network(
             self,
             lambda: _ForecastNet(build_backbone(self, d_input, None), L, H, C * n_params),
-            (inputs,),
+            inputs,
             targets,
             _HeadLoss(self.loss, C),
         )
         self.context_ = {key: rows.iloc[-L:] for key, rows in series if len(rows) >= L}
+        if isinstance(indexes[0], pd.DatetimeIndex) and self._unit != "calendar" and pd.infer_freq(indexes[0][-3:]) is None:
+            # sktime's own in-sample check needs a frequency to place absolute times on a grid; an
+            # irregular series has none, so that check is left to _queries (InSampleForecastError)
+            self.set_tags(**{"capability:insample": True, "capability:pred_int:insample": True})
         return self
 
-    def _resolve_horizon(self, fh) -> int:
-        if self.horizon is not None:
-            if fh is not None:
-                self._check_steps(fh.to_relative(self.cutoff).to_numpy(), self.horizon)
+    def _resolve_horizon(self, fh, indexes: list[pd.Index]) -> int:
+        """``horizon``, or the farthest step of the fh given to fit (in time units, rounded up)."""
+        if fh is None:
             return self.horizon
-        steps = fh.to_relative(self.cutoff).to_numpy()
-        self._check_steps(steps, None)
-        return int(steps.max())
+        if fh.is_relative or self._unit in (ROWS, "calendar"):
+            reach = fh.to_relative(self.cutoff).to_numpy().astype(np.float64)
+        else:
+            reach = (time_ints(fh.to_absolute_index(self.cutoff)) - time_ints(self.cutoff[-1:])[0]) / self._unit
+        self._check_reach(reach, self.horizon, fh.to_absolute_index(self.cutoff))
+        return self.horizon if self.horizon is not None else int(np.ceil(reach.max() - 1e-9))
 
-    def _check_steps(self, steps: np.ndarray, horizon: int | None) -> None:
-        if steps.min() <= 0:
-            raise ValueError(
-                f"{type(self).__name__} forecasts only after the last observation: the horizon contains "
-                f"step {int(steps.min())} (in-sample forecasts are not supported)"
+    def _check_reach(self, ahead: np.ndarray, horizon: int | None, times: pd.Index) -> None:
+        """Forecast times must come after the last observation and no farther than the horizon."""
+        if ahead.min() <= 0:
+            first = times[int(np.argmax(ahead <= 0))]
+            raise InSampleForecastError(
+                f"{type(self).__name__} forecasts only after the last observation: forecast time {first!r} is not "
+                "after it (in-sample forecasts are not supported)"
             )
-        if horizon is not None and steps.max() > horizon:
+        if horizon is not None and ahead.max() > horizon + 1e-9:
+            far = ahead.max()
             raise ValueError(
-                f"the forecasting horizon reaches step {int(steps.max())}, but {type(self).__name__} was "
+                f"the forecasting horizon reaches step {far:g}, but {type(self).__name__} was "
                 f"{'fitted' if hasattr(self, 'horizon_') else 'set up'} with horizon={horizon}; refit with "
-                f"horizon >= {int(steps.max())}"
+                f"horizon >= {int(np.ceil(far - 1e-9))}"
             )
 
     def _update(self, y, X=None, update_params=True):
@@ -383,7 +445,7 @@ class _SSMForecaster(BaseForecaster):
         """
         L = self.context_length
         merged = []
-        for key, rows in self._series(y, X, fit=False):
+        for key, rows in self._series(y, X):
             old = self.context_.get(key)
             if old is not None:
                 rows = pd.concat([old[old.index < rows.index[0]], rows])
@@ -394,7 +456,7 @@ class _SSMForecaster(BaseForecaster):
                 self.module_, history = fit_network(
                     self,
                     None,
-                    (inputs,),
+                    inputs,
                     targets,
                     _HeadLoss(self.loss, len(self.target_names_)),
                     module=self.module_,
@@ -429,6 +491,45 @@ class _SSMForecaster(BaseForecaster):
         index, _, sigma = self._forecast(fh, X)
         return pd.DataFrame(sigma**2, index=index, columns=self.target_names_)
 
+    def predict_windows(self, y_context, X_window=None) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast many regular windows at once, outside sktime's one-cutoff-per-series model
+        (backtests over every window of a test split, as in the ETT protocols).
+
+        Parameters
+        ----------
+        y_context : array of shape (n, context_length, n_targets)
+            The last ``context_length`` observations before each forecast, in the units of y.
+        X_window : array of shape (n, context_length + horizon_, n_exog) or None
+            Exogenous values over each window (past and future); required iff fitted with X.
+
+        Returns
+        -------
+        mean, std : ndarrays of shape (n, horizon_, n_targets)
+            Forecasts of the steps 1 … horizon_ (std is NaN without a normal head).
+        """
+        self.check_is_fitted()
+        L, H, C = self.context_length, self.horizon_, len(self.target_names_)
+        y_context = np.asarray(y_context, dtype=np.float64)
+        if y_context.ndim != 3 or y_context.shape[1:] != (L, C):
+            raise ValueError(f"y_context must have shape (n, {L}, {C}), got {y_context.shape}")
+        _check_finite(y_context.reshape(-1, C), pd.RangeIndex(y_context.shape[0] * L), self.target_names_, "y_context", ())
+        if bool(self.exog_names_) != (X_window is not None):
+            raise ValueError(f"X_window is required exactly when the model was fitted with X (exogenous: {self.exog_names_})")
+        mu, sd = instance_stats((y_context - self.y_mean_) / self.y_scale_, self.revin)  # (n, 1, C)
+        exog = None
+        if X_window is not None:
+            X_window = np.asarray(X_window, dtype=np.float64)
+            if X_window.shape[1:] != (L + H, len(self.exog_names_)):
+                raise ValueError(f"X_window must have shape (n, {L + H}, {len(self.exog_names_)}), got {X_window.shape}")
+            exog = (X_window - self.x_mean_) / self.x_scale_
+        ctx = ((y_context - self.y_mean_) / self.y_scale_ - mu) / sd
+        ahead = np.tile(np.arange(1.0, H + 1), (len(ctx), 1))  # (n, H)
+        out = predict_batches(self.module_, tokens(ctx, H, exog), ahead)  # (n, H, C·P)
+        mean, sigma = split_head(out, C, self.loss == "normal")
+        mean = (mean * sd + mu) * self.y_scale_ + self.y_mean_
+        sigma = sigma * sd * self.y_scale_ if sigma is not None else np.full_like(mean, np.nan)
+        return mean, sigma
+
     def _check_probabilistic(self) -> None:
         if self.loss != "normal":
             raise ValueError(
@@ -438,49 +539,77 @@ class _SSMForecaster(BaseForecaster):
 
     # ------------------------------------------------------------------ forecasting
 
-    def _future(self, last: pd.Index, fh) -> tuple[np.ndarray, pd.Index]:
-        """Steps ahead of one series' last observation, and their times, for fh."""
-        if fh.is_relative:
-            steps = fh.to_numpy().astype(np.int64)
+    def _queries(self, last: pd.Index, fh) -> tuple[np.ndarray, pd.Index]:
+        """The forecast times of one series for fh, and how far each lies after its last
+        observation ``last``, in time units (in "rows" mode, the rank of each absolute time)."""
+        if self._unit == "calendar":
+            ahead = (fh if fh.is_relative else fh.to_relative(last)).to_numpy().astype(np.float64)
             times = fh.to_absolute_index(last)
+        elif fh.is_relative:
+            ahead = fh.to_numpy().astype(np.float64)
+            times = shift(last, ahead, self._spacing if self._unit == ROWS else self._unit)
         else:
-            steps = fh.to_relative(last).to_numpy().astype(np.int64)
             times = fh.to_absolute_index(last)
-        self._check_steps(steps, self.horizon_)
-        return steps, times
+            ahead = (time_ints(times) - time_ints(last)[0]) / (self._spacing if self._unit == ROWS else self._unit)
+            if self._unit == ROWS and ahead.min() > 0:
+                ahead = np.arange(1.0, len(times) + 1)  # the j-th time asked for is the j-th next row
+        self._check_reach(ahead, self.horizon_, times)
+        return ahead, times
+
+    def _plan(self, key: tuple, ctx: pd.DataFrame, fh, X, x_split: dict) -> dict:
+        """What the network reads to forecast one series: its normalised context, the mask tokens
+        (every whole step up to the farthest query when the context and the queries lie on the
+        unit grid, else one token per query at its own time), their times and steps."""
+        last = ctx.index[-1:]
+        ahead, times = self._queries(last, fh)
+        dt_ctx = self._dt(ctx.index)
+        dt_ctx[0] = 1.0
+        y, x = self._normalise(ctx)  # (L, C), (L, E)
+        on_grid = np.all(dt_ctx == 1.0) and np.all(np.abs(ahead - np.round(ahead)) < 1e-9)
+        if on_grid:
+            k = int(round(ahead.max()))
+            token_ahead, dt, select = np.arange(1.0, k + 1), None, np.round(ahead).astype(np.int64) - 1
+            if self._unit == "calendar":
+                token_times = ForecastingHorizon(np.arange(1, k + 1), is_relative=True, freq=fh.freq).to_absolute_index(last)
+            elif self._unit == ROWS and not fh.is_relative:
+                token_times = times
+            else:
+                token_times = shift(last, token_ahead, self._spacing if self._unit == ROWS else self._unit)
+        else:  # one mask token per query, each at its own time: the steps are the gaps between them
+            token_ahead, select, token_times = ahead, np.arange(len(ahead)), times
+            dt = np.concatenate([dt_ctx, np.diff(ahead, prepend=0.0)])  # (L + Q,)
+        if x is not None:
+            last_x = ctx.iloc[-1, len(self.target_names_) :].to_numpy(np.float64)  # (E,) unnormalised
+            x = np.concatenate([x, self._future_exog(_exog_rows(X, key, x_split), key, last_x, token_times, times)])
+        return {"key": key, "times": times, "y": y, "x": x, "ahead": token_ahead, "dt": dt, "select": select}
 
     def _forecast(self, fh, X):
         """→ (index, mean (rows, C), standard deviation (rows, C); NaN without a normal head), rows = series × fh."""
-        L, C = self.context_length, len(self.target_names_)
+        C = len(self.target_names_)
         if self.exog_names_ and X is None:
             raise ValueError(
                 f"{type(self).__name__} was fitted with exogenous X ({self.exog_names_}); "
                 "pass X with their future values to predict"
             )
-        plans, x_split = [], {}
-        for key, ctx in self.context_.items():
-            steps, times = self._future(ctx.index[-1:], fh)
-            k = int(steps.max())
-            y, x = self._normalise(ctx)  # (L, C), (L, E)
-            if x is not None:
-                ahead = ForecastingHorizon(np.arange(1, k + 1), is_relative=True, freq=fh.freq)
-                ahead = ahead.to_absolute_index(ctx.index[-1:])
-                last = ctx.iloc[-1, C:].to_numpy(np.float64)  # (E,) unnormalised
-                x = np.concatenate([x, self._future_exog(_exog_rows(X, key, x_split), key, last, ahead, times)])
-            plans.append((key, steps, times, y, x, k))
+        x_split: dict = {}
+        plans = [self._plan(key, ctx, fh, X, x_split) for key, ctx in self.context_.items()]
         results = {}
-        for k in sorted({plan[5] for plan in plans}):  # one forward pass per distinct reach k
-            group = [plan for plan in plans if plan[5] == k]
-            ctx = np.stack([plan[3] for plan in group])  # (n, L, C)
+        # one forward pass per group of series with the same number of mask tokens and kind of steps
+        for signature in dict.fromkeys((len(p["ahead"]), p["dt"] is None) for p in plans):
+            group = [p for p in plans if (len(p["ahead"]), p["dt"] is None) == signature]
+            ctx = np.stack([p["y"] for p in group])  # (n, L, C)
             mu, sd = instance_stats(ctx, self.revin)  # (n, 1, C)
-            exog = np.stack([plan[4] for plan in group]) if self.exog_names_ else None  # (n, L+k, E)
-            out = predict_batches(self.module_, tokens((ctx - mu) / sd, k, exog))  # (n, k, C·P)
+            exog = np.stack([p["x"] for p in group]) if self.exog_names_ else None  # (n, L+k, E)
+            inputs = (tokens((ctx - mu) / sd, signature[0], exog), np.stack([p["ahead"] for p in group]))
+            if not signature[1]:
+                inputs += (np.stack([p["dt"] for p in group]),)
+            out = predict_batches(self.module_, *inputs)  # (n, k, C·P)
             mean, sigma = split_head(out, C, self.loss == "normal")
             mean = (mean * sd + mu) * self.y_scale_ + self.y_mean_  # (n, k, C)
             sigma = sigma * sd * self.y_scale_ if sigma is not None else np.full_like(mean, np.nan)
-            for i, (key, steps, times, *_) in enumerate(group):
-                results[key] = (times, mean[i, steps - 1], sigma[i, steps - 1])
-        keys = list(results)  # in the order of the series in fit
+            for i, p in enumerate(group):
+                results[p["key"]] = (p["times"], mean[i, p["select"]], sigma[i, p["select"]])
+        keys = [key for key in self.context_ if key in results]  # in the order of the series in fit
         mean = np.concatenate([results[key][1] for key in keys])
         sigma = np.concatenate([results[key][2] for key in keys])
         if keys == [()]:
@@ -524,8 +653,15 @@ _PARAMS_DOC = f"""
     context_length : int, default=96
         Observed steps L the network reads before each forecast (the lookback window).
     horizon : int or None, default=None
-        Steps ahead H the network is trained to answer; any subset of 1…H can be predicted.
-        None takes the largest step of the ``fh`` passed to ``fit`` (which is then required).
+        Steps ahead H (in time units) the network is trained to answer; any subset of 1…H, or
+        any time up to H units after the last observation, can be predicted. None takes the
+        farthest step of the ``fh`` passed to ``fit`` (which is then required).
+    time_unit : str, pandas.Timedelta, float or None, default=None
+        The time unit τ_u: the step between observations enters the SSM discretization as
+        dt = gap / τ_u, and relative fh counts in τ_u. None uses the median spacing of the
+        training index (an hourly series: one hour, so dt = 1 everywhere). A duration such as
+        "30min" for a DatetimeIndex, a number for an integer or period index. "rows" ignores
+        the time stamps (dt = 1; the j-th absolute forecast time asked for is the j-th next row).
     revin : bool, default=True
         Normalise each window by the mean and standard deviation of its own context (RevIN).
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
@@ -543,7 +679,10 @@ _PARAMS_DOC = f"""
         Per epoch: ``epoch``, ``train_loss``, ``val_loss`` (None without validation), ``lr``;
         fine-tuning epochs of ``update`` are appended.
     horizon_ : int
-        The horizon H the network answers.
+        The horizon H the network answers, in time units.
+    time_unit_ : pandas.Timedelta, float, str or pandas offset
+        The time unit in use: a Timedelta (datetime index), a number (integer or period index),
+        "rows", or the calendar frequency of a monthly, weekly, … index (read one step per period).
     context_ : dict
         The last ``context_length`` rows (targets then exogenous columns) of every series, by
         series key (``()`` for a single series): all that ``predict`` reads.

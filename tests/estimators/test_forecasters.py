@@ -138,7 +138,8 @@ def test_update_without_params_equals_forecast_from_the_extended_history(fitted)
     ctx = ((new.to_numpy()[-48:] - f.y_mean_) / f.y_scale_)[None, :, None]  # (1, 48, 1)
     mu, sd = instance_stats(ctx)
     with torch.no_grad():
-        out = f.module_(torch.as_tensor(tokens((ctx - mu) / sd, 24, None), dtype=torch.float32)).double().numpy()
+        tok = torch.as_tensor(tokens((ctx - mu) / sd, 24, None), dtype=torch.float32)
+        out = f.module_(tok, torch.arange(1.0, 25.0)[None]).double().numpy()
     expected = (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
     np.testing.assert_allclose(pred, expected, rtol=1e-6, atol=1e-6)
     assert len(f.context_[()]) == 48
@@ -314,3 +315,19 @@ def test_horizon_smaller_than_fh_in_fit_and_missing_fh():
         S4DForecaster(**TINY).fit(two_sines(50), fh=[1, 5])
     with pytest.raises(ValueError, match="fh"):
         S4DForecaster(**{**TINY, "horizon": None}).fit(two_sines(50))
+
+
+def test_predict_windows_equals_predict_from_each_context(fitted, sines):
+    """The batched backtest path gives the forecasts predict gives after moving the context there."""
+    y = sines.to_numpy()
+    origins = [100, 250, 399]
+    contexts = np.stack([y[o - 47 : o + 1, None] for o in origins])  # (3, 48, 1)
+    mean, std = fitted.predict_windows(contexts)
+    for i, o in enumerate(origins):
+        f = copy.deepcopy(fitted)
+        f.context_ = {(): f.context_[()].iloc[:0]}  # forget, then feed the 48 points ending at o
+        f.update(sines.iloc[o - 47 : o + 1], update_params=False)
+        np.testing.assert_allclose(mean[i, :, 0], f.predict(fh=np.arange(1, 25)).to_numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(std[i, :, 0] ** 2, f.predict_var(fh=np.arange(1, 25)).to_numpy()[:, 0], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(n, 48, 1\)"):
+        fitted.predict_windows(contexts[:, :10])
