@@ -6,6 +6,7 @@ import inspect
 import pytest
 
 import ssmforecast
+import ssmforecast.datasets
 import ssmforecast.nn
 
 from conftest import REPO
@@ -18,7 +19,7 @@ def _public_functions(module):
     return [n for n, o in vars(module).items() if not n.startswith("_") and inspect.isfunction(o) and o.__module__ == module.__name__]
 
 
-@pytest.mark.parametrize("name", ssmforecast.__all__ + ssmforecast.nn.__all__)
+@pytest.mark.parametrize("name", ssmforecast.__all__ + ssmforecast.nn.__all__ + ssmforecast.datasets.__all__)
 def test_package_names_are_documented(name):
     assert f"`{name}" in API
 

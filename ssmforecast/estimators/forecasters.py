@@ -147,10 +147,6 @@ def _check_time_indexes(y, X) -> None:
             check_index(data.index, name)
 
 
-def _as_fh(fh) -> ForecastingHorizon:
-    return fh if isinstance(fh, ForecastingHorizon) else ForecastingHorizon(fh)
-
-
 def _where(key: tuple) -> str:
     return "" if not key else f" (series {key[0] if len(key) == 1 else key})"
 
@@ -274,18 +270,16 @@ class _SSMForecaster(BaseForecaster):
         return super().update(y, X=X, update_params=update_params)
 
     def _check_fh(self, fh, pred_int=False):
-        """sktime's horizon check, with in-sample times reported as a ValueError naming the first one."""
+        """sktime's horizon check without its in-sample test: that test places absolute times on
+        the grid of the cutoff's frequency, which an irregular series does not have. The forecaster
+        makes the test itself (``_check_reach``), naming the first offending time, with an
+        InSampleForecastError: a ValueError that is also the NotImplementedError sktime expects."""
+        insample = {tag: self.get_tag(tag) for tag in ("capability:insample", "capability:pred_int:insample")}
+        self.set_tags(**dict.fromkeys(insample, True))
         try:
             return super()._check_fh(fh, pred_int=pred_int)
-        except NotImplementedError as err:
-            if "in-sample" not in str(err) or self._cutoff is None:
-                raise
-            times = self._fh.to_absolute_index(self._cutoff) if fh is None else _as_fh(fh).to_absolute_index(self._cutoff)
-            first = times[time_ints(times) <= time_ints(self._cutoff[-1:])[0]][0]
-            raise InSampleForecastError(
-                f"{type(self).__name__} forecasts only after the last observation {self._cutoff[-1]!r}: forecast time "
-                f"{first!r} is not after it (in-sample forecasts are not supported)"
-            ) from err
+        finally:
+            self.set_tags(**insample)
 
     # ------------------------------------------------------------------ data → arrays
 
@@ -403,10 +397,6 @@ class _SSMForecaster(BaseForecaster):
             _HeadLoss(self.loss, C),
         )
         self.context_ = {key: rows.iloc[-L:] for key, rows in series if len(rows) >= L}
-        if isinstance(indexes[0], pd.DatetimeIndex) and self._unit != "calendar" and pd.infer_freq(indexes[0][-3:]) is None:
-            # sktime's own in-sample check needs a frequency to place absolute times on a grid; an
-            # irregular series has none, so that check is left to _queries (InSampleForecastError)
-            self.set_tags(**{"capability:insample": True, "capability:pred_int:insample": True})
         return self
 
     def _resolve_horizon(self, fh, indexes: list[pd.Index]) -> int:
