@@ -87,3 +87,14 @@ def test_sktime_evaluate_backtest_and_grid_search(tmp_path):
     assert r["best_params"]["context_length"] in sktime_evaluate.QUICK["contexts"]
     assert r["best_mae"] == min(score for _, score in r["grid"])
     assert (tmp_path / "sktime_evaluate_folds.csv").stat().st_size > 0
+
+
+def test_irregular_quick(ett_dir, tmp_path):
+    irregular = _load("irregular")
+    r = irregular.main(["--quick", "--ett-dir", str(ett_dir), "--out", str(tmp_path)])
+    assert r["source"] == "ETTh1 OT" and r["n_origins"] > 30
+    assert set(r["mse"]) == {"Δ-aware S4D", "row numbers (time_unit='rows')", "interpolated to hourly + S4D", "repeat-last"}
+    assert all(np.isfinite(v) and v > 0 for v in r["mse"].values())
+    # the Δ-aware model, fitted with 3 epochs, already beats repeating the last observation
+    assert r["mse"]["Δ-aware S4D"] < r["mse"]["repeat-last"]
+    assert open(r["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"

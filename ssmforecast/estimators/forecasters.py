@@ -70,7 +70,8 @@ class _ForecastNet(nn.Module):
     between them for a τ off the grid and held constant outside [1, H].
 
     forward(tokens (batch, L + k, d_input), ahead (batch, k), dt (batch, L + k) or None)
-        → (batch, k, C · P), P = 2 for the normal head, else 1.
+        → (batch, k, C · P), P = 2 for the normal head, else 1. L may differ from the training
+    context length (a history sampled at another rate covers the same time span in more tokens).
     The network is causal, so the first k outputs do not depend on how many mask tokens follow.
     """
 
@@ -82,7 +83,8 @@ class _ForecastNet(nn.Module):
         self.direct = nn.Linear(backbone.d_model, horizon * d_out)
 
     def forward(self, tokens: torch.Tensor, ahead: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
-        L, H = self.context_length, self.horizon
+        H = self.horizon
+        L = tokens.shape[1] - ahead.shape[1]  # observed tokens: context_length, or the tokens of its time span
         z = self.backbone(tokens, dt)  # (batch, L+k, d_model)
         W = self.direct(z[:, L - 1]).unflatten(-1, (H, self.d_out))  # (batch, H, C·P): W_1 z_L … W_H z_L
         pos = (ahead - 1).clamp(0, H - 1)  # (batch, k) fractional index into 1…H
@@ -301,7 +303,8 @@ class _SSMForecaster(BaseForecaster):
                 _check_finite(x.to_numpy(np.float64), rows.index, self.exog_names_, "X (aligned to y)", key)
                 rows = pd.concat([rows, x], axis=1)
             # positional column names: y and X may share labels (e.g. both have a column 0)
-            rows = rows.set_axis([f"y{i}" for i in range(rows.shape[1] - len(self.exog_names_))] + [f"x{j}" for j in range(len(self.exog_names_))], axis=1)
+            n_targets, n_exog = rows.shape[1] - len(self.exog_names_), len(self.exog_names_)
+            rows = rows.set_axis([f"y{i}" for i in range(n_targets)] + [f"x{j}" for j in range(n_exog)], axis=1)
             out.append((key, rows))
         return out
 
@@ -312,6 +315,15 @@ class _SSMForecaster(BaseForecaster):
         y = (values[:, :C] - self.y_mean_) / self.y_scale_
         x = (values[:, C:] - self.x_mean_) / self.x_scale_ if self.exog_names_ else None
         return y, x
+
+    def _keep_context(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The context kept for forecasting: the last ``context_length`` rows, or, for a model
+        trained on regular steps, the rows of the last ``context_length`` time units."""
+        L = self.context_length
+        if not getattr(self, "_span_context", False):
+            return rows.iloc[-L:]
+        t = time_ints(rows.index)
+        return rows[t > t[-1] - L * self._unit]
 
     def _dt(self, index: pd.Index) -> np.ndarray:
         """Time steps (T,) of one series in time units (all ones on a calendar grid or in "rows" mode)."""
@@ -396,7 +408,11 @@ class _SSMForecaster(BaseForecaster):
             targets,
             _HeadLoss(self.loss, C),
         )
-        self.context_ = {key: rows.iloc[-L:] for key, rows in series if len(rows) >= L}
+        # a model trained on regular steps keeps the time span of its training context (exactly
+        # context_length rows at the training rate), so that a history sampled at another rate
+        # covers the same span (zero-shot resampling); otherwise the last context_length rows
+        self._span_context = len(inputs) == 2 and self._unit not in (ROWS, "calendar")
+        self.context_ = {key: self._keep_context(rows) for key, rows in series if len(rows) >= L}
         return self
 
     def _resolve_horizon(self, fh, indexes: list[pd.Index]) -> int:
@@ -455,8 +471,8 @@ class _SSMForecaster(BaseForecaster):
                 )
                 self.history_ = self.history_ + history
         for key, rows in merged:
-            if len(rows) >= L:
-                self.context_[key] = rows.iloc[-L:]
+            if len(rows) >= L or key in self.context_:
+                self.context_[key] = self._keep_context(rows)
         return self
 
     def _predict(self, fh, X=None):
@@ -585,13 +601,14 @@ class _SSMForecaster(BaseForecaster):
         plans = [self._plan(key, ctx, fh, X, x_split) for key, ctx in self.context_.items()]
         results = {}
         # one forward pass per group of series with the same number of mask tokens and kind of steps
-        for signature in dict.fromkeys((len(p["ahead"]), p["dt"] is None) for p in plans):
-            group = [p for p in plans if (len(p["ahead"]), p["dt"] is None) == signature]
+        signature_of = lambda p: (len(p["y"]), len(p["ahead"]), p["dt"] is None)  # noqa: E731
+        for signature in dict.fromkeys(map(signature_of, plans)):
+            group = [p for p in plans if signature_of(p) == signature]
             ctx = np.stack([p["y"] for p in group])  # (n, L, C)
             mu, sd = instance_stats(ctx, self.revin)  # (n, 1, C)
             exog = np.stack([p["x"] for p in group]) if self.exog_names_ else None  # (n, L+k, E)
-            inputs = (tokens((ctx - mu) / sd, signature[0], exog), np.stack([p["ahead"] for p in group]))
-            if not signature[1]:
+            inputs = (tokens((ctx - mu) / sd, signature[1], exog), np.stack([p["ahead"] for p in group]))
+            if not signature[2]:
                 inputs += (np.stack([p["dt"] for p in group]),)
             out = predict_batches(self.module_, *inputs)  # (n, k, C·P)
             mean, sigma = split_head(out, C, self.loss == "normal")

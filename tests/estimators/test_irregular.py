@@ -199,3 +199,48 @@ def test_dt_aware_model_beats_row_numbers_on_an_irregularly_sampled_process():
                     errors[unit].append(np.mean((pred - y.iloc[o : o + 3].to_numpy()) ** 2))
                 f.update(y.iloc[o : o + 3], update_params=False)
     assert np.mean(errors[None]) < 0.5 * np.mean(errors["rows"])
+
+
+def test_multivariate_series_with_entries_missing_per_column_is_rejected():
+    """Columns observed at different times (NaN where a column is missing) are out of scope: the
+    error says that the data has missing values, and the data is left unchanged."""
+    y = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0)}, index=_hours(range(40)))
+    y.iloc[5, 1] = np.nan
+    before = y.copy()
+    with pytest.raises(ValueError, match="missing data"):
+        S4DForecaster(context_length=8, horizon=2, max_epochs=1, **SMALL).fit(y)
+    pd.testing.assert_frame_equal(y, before)
+
+
+def test_zero_shot_resampling_uses_the_real_time_between_samples():
+    """Trained on an hourly series, forecast from a half-hourly history without refitting: the
+    kept context spans the training context's 48 hours (96 samples, dt = 0.5), and the forecasts
+    are far better than those from the same samples fed as if they were hourly (dt = 1).
+    (The issue's target, within 20% of the native-rate error, is not met: see docs/time.md.)"""
+    signal = lambda h: np.sin(2 * np.pi * h / 24) + 0.6 * np.sin(2 * np.pi * h / 9.7 + 1.0)  # noqa: E731
+    stamp = lambda h: pd.Timestamp("2022-01-01") + pd.to_timedelta(h, unit="h")  # noqa: E731
+    hours = np.arange(1200)
+    y = pd.Series(signal(hours), index=stamp(hours), name="v")
+    f = S4DForecaster(context_length=48, horizon=12, d_model=16, n_layers=2, d_state=16, max_epochs=10, lr=1e-2,
+                      loss="mse", batch_size=64, random_state=0).fit(y.iloc[:1000])
+    errors = {"native": [], "half-hourly": [], "half-hourly read as hourly": []}
+    kept = {}
+    for origin in range(1000, 1180, 12):
+        queries, truth = y.index[origin : origin + 12], y.iloc[origin : origin + 12].to_numpy()
+        half = (origin - 1) - 0.5 * np.arange(95, -1, -1)  # 96 samples, 30 min apart, ending at the last hour
+        histories = {
+            "native": y.iloc[origin - 48 : origin],
+            "half-hourly": pd.Series(signal(half), index=stamp(half), name="v"),
+            "half-hourly read as hourly": pd.Series(signal(half)[-48:], index=y.index[origin - 48 : origin], name="v"),
+        }
+        for name, history in histories.items():
+            g = copy.deepcopy(f)
+            g.context_ = {(): g.context_[()].iloc[:0]}
+            g.update(history, update_params=False)
+            kept[name] = len(g.context_[()])
+            pred = g.predict(fh=ForecastingHorizon(queries, is_relative=False)).to_numpy()
+            errors[name].append(np.mean((pred - truth) ** 2))
+    mse = {name: np.mean(e) for name, e in errors.items()}
+    assert kept == {"native": 48, "half-hourly": 96, "half-hourly read as hourly": 48}
+    assert mse["half-hourly"] < 0.05 * mse["half-hourly read as hourly"], mse
+    assert mse["native"] < 0.01 * y.var(), mse
