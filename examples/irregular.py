@@ -6,7 +6,7 @@ with the same forecaster fed row numbers (``time_unit="rows"``), with linear int
 hourly grid followed by the regular forecaster, and with repeat-last. The script prints an error
 table and saves a plot of a few forecasts.
 
-    python examples/irregular.py --ett-dir ../shared/data/ETT          # about 3 minutes on 2 cores
+    python examples/irregular.py --ett-dir ../shared/data/ETT          # a few minutes on 2 cores
     python examples/irregular.py --quick                               # a smaller run (tests)
 
 Without the data file it uses a synthetic daily-periodic series instead (and says so).
