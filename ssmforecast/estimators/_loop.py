@@ -102,7 +102,8 @@ def split_validation(n_samples: int, validation_fraction: float) -> int:
     when fraction is 0 or fewer than 2 samples would remain for training)."""
     if not 0 <= validation_fraction < 1:
         raise ValueError(f"validation_fraction must lie in [0, 1), got {validation_fraction!r}")
-    n_val = int(math.ceil(validation_fraction * n_samples))
+    # ε: a fraction written as k / n must hold out k samples, not k + 1 through rounding
+    n_val = int(math.ceil(validation_fraction * n_samples - 1e-9))
     if n_val == 0 or n_samples - n_val < 2:
         return n_samples
     return n_samples - n_val
