@@ -1,0 +1,619 @@
+"""The ETT benchmark: S4 / S4D / Mamba forecasters beside the naive baselines and published numbers.
+
+``python -m ssmforecast.benchmarks.ett --quick --data-dir ../shared/data/ETT`` (see ``docs/benchmark.md``).
+
+Everything follows the protocol of :mod:`ssmforecast.datasets.protocol` (Informer's borders,
+reused by the LTSF papers), with the forecasters used through their public API:
+
+1. **Scale.** :func:`~ssmforecast.datasets.split` z-scores every column with the mean and
+   standard deviation of the train rows; the models see and predict the scaled data (their own
+   global standardisation and per-window RevIN sit on top and are undone on output).
+2. **Fit** on the train segment, with the val segment as the early-stopping set and nothing else
+   (:func:`fit_forecaster`). ``y`` is a two-series panel, ``"train"`` = rows [0, 12·month) and
+   ``"val"`` = rows [12·month − L, 16·month), hourly ``DatetimeIndex``. The forecaster orders the
+   windows of a panel by forecast origin, and every train window's origin precedes every val
+   window's, so a ``validation_fraction`` set from the window counts makes the validation tail
+   exactly the protocol's val windows (2881 − H for ETTh) and the training set exactly the
+   protocol's train windows (8640 − L − H + 1): no window straddles the border. The only val
+   information the training side sees is the forecaster's internal mean/std of ``y``, taken over
+   both series (an affine map undone on output). Test rows (from 16·month on) are never passed.
+3. **Test** on every stride-1 window of the test segment (2881 − H for ETTh, no ``drop_last``),
+   in one batched :meth:`predict_windows` call; MSE / MAE on the scaled data over windows × steps ×
+   scored channels. Features "S": OT → OT; "M": 7 → 7, all scored; "MS": the model forecasts all
+   7 channels jointly and only OT is scored (Informer's MS trains on OT's loss alone).
+
+The naive baselines (repeat-last, seasonal naive with p = one day) come from
+:func:`~ssmforecast.datasets.evaluate_naive`, the published numbers from
+:func:`~ssmforecast.datasets.published` (sources and citations in ``SOURCES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..datasets import (
+    DEFAULT_LOOKBACK,
+    FEATURES,
+    PROTOCOLS,
+    SOURCES,
+    Splits,
+    evaluate_naive,
+    horizons,
+    load_ett,
+    mse_mae,
+    n_windows,
+    published,
+    seasonal_period,
+    split,
+    windows,
+)
+from ..estimators import MambaForecaster, S4DForecaster, S4Forecaster
+
+#: Our models, by CLI name.
+MODELS = {"s4": S4Forecaster, "s4d": S4DForecaster, "mamba": MambaForecaster}
+LABELS = {"s4": "S4", "s4d": "S4D", "mamba": "Mamba"}
+#: Files with published numbers under both protocols (ETTm* have no verified copy, see the notes).
+DATA = ("ETTh1", "ETTh2")
+#: z of the central 80% interval of a normal: mean ± z·std, z = Φ⁻¹(0.9).
+INTERVAL_Z = 1.2816
+
+#: The default ("full") configuration of every model. Loss chosen on ETTh1 S, H = 24 by the
+#: validation MSE only (docs/benchmark.md); early stopping on the val split after ``patience``
+#: epochs without improvement of the validation loss, best epoch restored.
+FULL_CONFIG = {
+    "d_model": 64,
+    "n_layers": 2,
+    "d_state": None,
+    "dropout": 0.0,
+    "max_epochs": 10,
+    "patience": 3,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "loss": "normal",
+}
+
+#: ``--quick``: one setting, two horizons, small models, few epochs; about 5 minutes on 2 CPU cores.
+QUICK = {"data": ["ETTh1"], "protocol": ["informer"], "features": ["S"], "horizons": [24, 168], "models": ["s4d", "mamba"]}
+QUICK_CONFIG = {
+    "s4": {**FULL_CONFIG, "d_model": 32, "n_layers": 2, "max_epochs": 3, "batch_size": 128},
+    "s4d": {**FULL_CONFIG, "d_model": 32, "n_layers": 2, "max_epochs": 3, "batch_size": 128},
+    "mamba": {**FULL_CONFIG, "d_model": 16, "n_layers": 1, "max_epochs": 1, "batch_size": 128},
+}
+
+PROTOCOL_NAMES = {"informer": "Informer", "ltsf": "LTSF"}
+
+#: Published columns of the Markdown table: (source key in SOURCES, model name in published()).
+PUBLISHED_COLUMNS = (("informer", "Informer"), ("s4", "S4"), ("dlinear", "DLinear"), ("patchtst", "PatchTST/42"))
+
+RESULT_COLUMNS = (
+    "data", "protocol", "features", "horizon", "kind", "method", "source", "lookback", "mse", "mae", "n_windows",
+    "val_mse", "coverage80", "train_s", "epochs", "best_epoch", "windows_per_s", "n_params", "drop_last", "verified", "note",
+)  # fmt: skip
+
+
+@dataclass
+class FitRecord:
+    """What one :func:`fit_forecaster` call gave the forecaster and what it did.
+
+    Attributes
+    ----------
+    first_row, last_row : int
+        File rows (0-based) of the earliest and latest row passed to ``fit``; ``last_row`` is
+        16·month − 1 (11519 for ETTh): no test target is ever seen.
+    n_train_windows, n_val_windows : int
+        Windows the forecaster trained on and validated on (8640 − L − H + 1 and 2881 − H for ETTh).
+    validation_fraction : float
+        The fraction that makes the validation tail exactly the val windows.
+    seconds : float
+        Wall-clock time of ``fit``.
+    epochs : int
+        Epochs run (early stopping may end before ``max_epochs``).
+    best_epoch : int
+        The epoch (0-based) with the lowest validation loss, whose weights were kept.
+    """
+
+    first_row: int
+    last_row: int
+    n_train_windows: int
+    n_val_windows: int
+    validation_fraction: float
+    seconds: float
+    epochs: int
+    best_epoch: int
+
+
+@dataclass
+class BenchmarkRun:
+    """What :func:`main` returns.
+
+    Attributes
+    ----------
+    results : pandas.DataFrame
+        One row per (setting, horizon, method), columns :data:`RESULT_COLUMNS`; also ``results.csv``.
+    fits : dict
+        (data, protocol, features, horizon, model) → :class:`FitRecord`.
+    predictions : dict
+        (data, protocol, features, horizon, model) → (mean, std), each (n_windows, H, C) over the
+        scored channels, in window order of :func:`~ssmforecast.datasets.windows` on the test
+        segment; filled only with ``main(..., keep_predictions=True)``.
+    out : pathlib.Path
+        The output folder.
+    info : dict
+        The contents of ``run.json``.
+    """
+
+    results: pd.DataFrame
+    fits: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)
+    out: Path | None = None
+    info: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- fit / predict
+
+
+def protocol_panel(splits: Splits, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """The train and val segments as a two-series panel for ``fit``: rows (T_train + T_val, F).
+
+    Level 0 ``segment`` ∈ {"train", "val"}, level 1 the file's time stamps (``index`` sliced by
+    ``splits.borders``); columns ``splits.columns`` (all are targets of the model).
+    """
+    cut, columns = splits.borders, list(splits.columns)
+    train = pd.DataFrame(splits.train, index=index[slice(*cut.train)], columns=columns)  # (12·month, F)
+    val = pd.DataFrame(splits.val, index=index[slice(*cut.val)], columns=columns)  # (4·month + L, F)
+    return pd.concat({"train": train, "val": val}, names=["segment", index.name or "time"])
+
+
+def make_forecaster(model: str, config: dict, lookback: int, horizon: int, seed: int, device: str):
+    """An unfitted forecaster of ``model`` ("s4", "s4d", "mamba") with ``config`` (see :data:`FULL_CONFIG`)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}; got {model!r}")
+    return MODELS[model](context_length=lookback, horizon=horizon, random_state=seed, device=device, **config)
+
+
+def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon: int) -> FitRecord:
+    """Fit on the protocol's train windows, early-stopping on its val windows; never a test row.
+
+    The panel of :func:`protocol_panel` is passed to ``fit`` with ``validation_fraction`` =
+    (n_val − ½) / (n_train + n_val): the loop holds out the last ⌈fraction · n⌉ = n_val windows
+    in forecast-origin order, which are exactly the val segment's windows (module docstring).
+    """
+    L = splits.lookback
+    n_train = n_windows(len(splits.train), L, horizon)
+    n_val = n_windows(len(splits.val), L, horizon)
+    # the loop holds out ⌈fraction · n⌉ windows; n_val / n itself can round up to n_val + 1
+    # (e.g. L = 96, H = 48: 2834 instead of 2833), so aim half a window lower
+    fraction = (n_val - 0.5) / (n_train + n_val)
+    forecaster.set_params(context_length=L, horizon=horizon, validation_fraction=fraction)
+    y = protocol_panel(splits, index)
+    start = time.perf_counter()
+    forecaster.fit(y)
+    seconds = time.perf_counter() - start
+    losses = [h["val_loss"] for h in forecaster.history_]
+    return FitRecord(
+        first_row=splits.borders.train[0],
+        last_row=splits.borders.val[1] - 1,
+        n_train_windows=n_train,
+        n_val_windows=n_val,
+        validation_fraction=fraction,
+        seconds=seconds,
+        epochs=len(losses),
+        best_epoch=int(np.argmin(losses)),
+    )
+
+
+def forecast_segment(forecaster, splits: Splits, segment: np.ndarray, horizon: int):
+    """Forecast every stride-1 window of a segment in one batched call.
+
+    Returns
+    -------
+    mean, std : ndarray of shape (n, H, C)
+        Over the scored channels ``splits.target_index`` (std is NaN without a normal head).
+    truth : ndarray of shape (n, H, C)
+    context : ndarray of shape (n, L, C)
+        The scored channels of each window's lookback (for plots).
+    seconds : float
+        Wall-clock time of the ``predict_windows`` call.
+    """
+    X, Y = windows(segment, splits.lookback, horizon, splits.target_index)  # (n, L, F), (n, H, C)
+    start = time.perf_counter()
+    mean, std = forecaster.predict_windows(X)  # (n, H, F): the model's targets are all F columns
+    seconds = time.perf_counter() - start
+    scored = splits.target_index
+    return mean[..., scored], std[..., scored], Y, X[..., scored], seconds
+
+
+def count_parameters(forecaster) -> int:
+    """Trainable parameters of the fitted network."""
+    return int(sum(p.numel() for p in forecaster.module_.parameters() if p.requires_grad))
+
+
+# ---------------------------------------------------------------------------------- one setting
+
+
+def _row(**values) -> dict:
+    row = dict.fromkeys(RESULT_COLUMNS)
+    row.update(values)
+    return row
+
+
+def naive_rows(splits: Splits, protocol: str, horizon: int) -> list[dict]:
+    """Repeat-last and seasonal naive (p = one day) on the test windows, by ``evaluate_naive``."""
+    base = {"data": splits.name, "protocol": protocol, "features": splits.features, "horizon": horizon, "kind": "naive"}
+    rows = []
+    score = evaluate_naive(splits, horizon, "repeat")
+    rows.append(_row(**base, method="repeat-last", lookback=splits.lookback, mse=score.mse, mae=score.mae, n_windows=score.n_windows))
+    p = seasonal_period(splits.name)
+    label = f"seasonal p={p}"
+    if p <= splits.lookback:
+        score = evaluate_naive(splits, horizon, "seasonal", p)
+        rows.append(_row(**base, method=label, lookback=splits.lookback, mse=score.mse, mae=score.mae, n_windows=score.n_windows))
+    else:
+        rows.append(_row(**base, method=label, lookback=splits.lookback, mse=np.nan, mae=np.nan, note=f"needs lookback ≥ {p}"))
+    return rows
+
+
+def published_rows(name: str, protocol: str, features: str, horizon: int) -> list[dict]:
+    """Every published result for (file, features, H), whatever the paper's protocol label:
+    borders, scaler and metrics are the same, only the horizons and lookbacks differ."""
+    rows = []
+    for r in published(data=name, features=features, horizon=horizon).itertuples(index=False):
+        source = SOURCES[r.source]
+        rows.append(
+            _row(
+                data=name, protocol=protocol, features=features, horizon=horizon, kind="published",
+                method=r.model, source=r.source, lookback=None if pd.isna(r.lookback) else int(r.lookback),
+                mse=r.mse, mae=r.mae, drop_last=source.drop_last, verified=bool(r.verified), note=r.note,
+            )  # fmt: skip
+        )
+    return rows
+
+
+@dataclass
+class _Sample:
+    """A few test windows of one model for the figure."""
+
+    key: tuple
+    starts: np.ndarray  # (k,) window numbers
+    context: np.ndarray  # (k, L)
+    truth: np.ndarray  # (k, H)
+    mean: np.ndarray  # (k, H)
+    std: np.ndarray  # (k, H)
+    channel: str
+
+
+def run_setting(
+    df: pd.DataFrame,
+    name: str,
+    protocol: str,
+    features: str,
+    horizon_list: list[int],
+    models: list[str],
+    lookback: int,
+    configs: dict,
+    seed: int,
+    device: str,
+    *,
+    keep_predictions: bool = False,
+    log=None,
+) -> tuple[list[dict], dict, dict, list[_Sample]]:
+    """Naive, published and our models for one (file, protocol, features) at each horizon.
+
+    → (result rows, fits {key: FitRecord}, predictions {key: (mean, std)}, figure samples).
+    """
+    log = log or (lambda message: None)
+    splits = split(df, name, lookback, features)
+    rows, fits, predictions, samples = [], {}, {}, []
+    for H in horizon_list:
+        rows += naive_rows(splits, protocol, H)
+        rows += published_rows(name, protocol, features, H)
+        for model in models:
+            key = (name, protocol, features, H, model)
+            forecaster = make_forecaster(model, configs[model], lookback, H, seed, device)
+            fit = fit_forecaster(forecaster, splits, df.index, H)
+            val_mean, _, val_truth, _, _ = forecast_segment(forecaster, splits, splits.val, H)
+            val_mse, _ = mse_mae(val_mean, val_truth)
+            mean, std, truth, context, seconds = forecast_segment(forecaster, splits, splits.test, H)
+            mse, mae = mse_mae(mean, truth)
+            inside = np.abs(truth - mean) <= INTERVAL_Z * std  # (n, H, C); all False where std is NaN
+            coverage = float(inside.mean()) if np.isfinite(std).all() else np.nan
+            rows.append(
+                _row(
+                    data=name, protocol=protocol, features=features, horizon=H, kind="ours", method=LABELS[model],
+                    source=model, lookback=lookback, mse=mse, mae=mae, n_windows=len(truth), val_mse=val_mse,
+                    coverage80=coverage, train_s=fit.seconds, epochs=fit.epochs, best_epoch=fit.best_epoch,
+                    windows_per_s=len(truth) / seconds, n_params=count_parameters(forecaster),
+                    note=f"loss={configs[model]['loss']}",
+                )  # fmt: skip
+            )
+            fits[key] = fit
+            if keep_predictions:
+                predictions[key] = (mean, std)
+            starts = np.linspace(0, len(truth) - 1, 3).round().astype(int)
+            channel = len(splits.targets) - 1  # OT for S and MS, the last (OT) of the 7 for M
+            samples.append(
+                _Sample(key, starts, context[starts, :, channel], truth[starts, :, channel], mean[starts, :, channel], std[starts, :, channel], splits.targets[channel])
+            )
+            log(
+                f"{name} {protocol} {features} H={H} {LABELS[model]}: fit {fit.seconds:.0f} s, {fit.epochs} epochs "
+                f"(best {fit.best_epoch}), val MSE {val_mse:.4f}, test MSE {mse:.4f} MAE {mae:.4f}"
+            )
+    return rows, fits, predictions, samples
+
+
+# ---------------------------------------------------------------------------------- tables
+
+
+def _pair(mse: float, mae: float, digits: int) -> str:
+    mae_text = "–" if mae is None or pd.isna(mae) else f"{mae:.{digits}f}"
+    return f"{mse:.{digits}f} / {mae_text}"
+
+
+def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: str, models: list[str]) -> str:
+    """The Markdown table of one setting: rows = H; cells "MSE / MAE"; bold = lowest MSE of the row."""
+    res = results[(results.data == name) & (results.protocol == protocol) & (results.features == features)]
+    ours = [LABELS[m] for m in models]
+    naive = list(dict.fromkeys(res.loc[res.kind == "naive", "method"]))
+    pub_labels = [f"{model} (paper)" for _, model in PUBLISHED_COLUMNS]
+    lookback = int(res.loc[res.kind == "naive", "lookback"].iloc[0])
+    header = ["H", "test windows"] + [f"{m} (ours)" for m in ours] + naive + pub_labels + [f"{m} beats" for m in ours]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    short = {**{m: m.split(" ")[0] for m in naive}, **{label: label.split(" ")[0] for label in pub_labels}}
+    for H in sorted(res.horizon.unique()):
+        at = res[res.horizon == H]
+        cells, mses = {}, {}
+        for kind, method in [("ours", m) for m in ours] + [("naive", m) for m in naive]:
+            hit = at[(at.kind == kind) & (at.method == method)]
+            label = f"{method} (ours)" if kind == "ours" else method
+            if len(hit) and not pd.isna(hit.mse.iloc[0]):
+                cells[label], mses[label] = _pair(hit.mse.iloc[0], hit.mae.iloc[0], 4), hit.mse.iloc[0]
+            else:
+                cells[label] = ""
+        for (source, model), label in zip(PUBLISHED_COLUMNS, pub_labels):
+            hit = at[(at.kind == "published") & (at.source == source) & (at.method == model)]
+            if len(hit):
+                r = hit.iloc[0]
+                lb = "?" if r.lookback is None or pd.isna(r.lookback) else int(r.lookback)
+                star = "" if r.verified else "*"
+                cells[label], mses[label] = f"{_pair(r.mse, r.mae, 3)} (L={lb}){star}", r.mse
+            else:
+                cells[label] = ""
+        best = min(mses, key=mses.get) if mses else None
+        if best is not None:
+            cells[best] = "**" + cells[best].replace(" / ", "** / ", 1)
+        wins = []
+        for m in ours:
+            mine = mses.get(f"{m} (ours)")
+            if mine is None:
+                wins.append("")
+                continue
+            others = [label for label in naive + pub_labels if label in mses]
+            beaten = [short[label] for label in others if mine < mses[label]]
+            wins.append(f"✓ {len(beaten)}/{len(others)}: " + ", ".join(beaten) if beaten else f"0/{len(others)}")
+        n = at.loc[at.kind == "naive", "n_windows"].iloc[0]
+        row = [str(H), str(int(n))] + [cells[f"{m} (ours)"] for m in ours] + [cells[m] for m in naive]
+        row += [cells[label] for label in pub_labels] + wins
+        lines.append("| " + " | ".join(row) + " |")
+    title = {"S": "S (OT → OT)", "M": "M (7 → 7, all scored)", "MS": "MS (7 → 7, OT scored)"}[features]
+    notes = [
+        f"**{name} · {PROTOCOL_NAMES[protocol]} protocol · features {title} · our lookback L = {lookback}**",
+        "",
+        *lines,
+        "",
+        "MSE / MAE on data z-scored with train statistics, every stride-1 test window (no drop_last); ours and the naive",
+        "baselines computed by this run (naive = `evaluate_naive`). **Bold**: lowest MSE of the row. \"beats\": columns whose",
+        "MSE is higher than the model's. Published: lookback in brackets (`?` = not recorded); their test loaders dropped the",
+        "last n mod 32 windows (Informer, DLinear, PatchTST); * = not verified against the paper (S4: a third-party",
+        "transcription). Sources: " + "; ".join(f"{SOURCES[s].citation}" for s, _ in PUBLISHED_COLUMNS) + ".",
+    ]
+    if features == "MS":
+        notes.append("MS: our models forecast all 7 channels jointly and are scored on OT only; no published MS numbers.")
+    return "\n".join(notes) + "\n"
+
+
+def cost_table(results: pd.DataFrame, name: str, protocol: str, features: str) -> str:
+    """Per model and H: training time, epochs, validation MSE, the share of test targets inside the
+    80% interval (mean ± 1.2816·std; loss "normal" only), inference speed, parameters."""
+    res = results[(results.data == name) & (results.protocol == protocol) & (results.features == features) & (results.kind == "ours")]
+    lines = [
+        "| model | H | train s | epochs (best) | val MSE | test 80% coverage | test windows/s | parameters |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res.itertuples(index=False):
+        lines.append(
+            f"| {r.method} ({r.note}) | {r.horizon} | {r.train_s:.1f} | {int(r.epochs)} ({int(r.best_epoch)}) | {r.val_mse:.4f} | "
+            f"{'–' if pd.isna(r.coverage80) else f'{r.coverage80:.1%}'} | "
+            f"{r.windows_per_s:,.0f} | {int(r.n_params):,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_samples(sample: _Sample, path: Path) -> None:
+    """History, truth, forecast and the 80% interval (mean ± 1.2816·std) of a few test windows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, protocol, features, H, model = sample.key
+    k, L = sample.context.shape
+    fig, axes = plt.subplots(k, 1, figsize=(10, 2.6 * k), squeeze=False)
+    past, ahead = np.arange(-L + 1, 1), np.arange(1, H + 1)  # hours relative to the forecast origin
+    for ax, i in zip(axes[:, 0], range(k)):
+        ax.plot(past, sample.context[i], color="0.3", lw=1, label="history")
+        ax.plot(ahead, sample.truth[i], color="k", lw=1, label="truth")
+        ax.plot(ahead, sample.mean[i], color="C0", lw=1.5, label=f"{LABELS[model]} forecast")
+        if np.isfinite(sample.std[i]).all():
+            lo, hi = sample.mean[i] - INTERVAL_Z * sample.std[i], sample.mean[i] + INTERVAL_Z * sample.std[i]
+            ax.fill_between(ahead, lo, hi, color="C0", alpha=0.25, label="80% interval")
+        ax.axvline(0.5, color="0.6", lw=0.8, ls="--")
+        ax.set_ylabel(f"{sample.channel} (scaled)")
+        ax.set_title(f"test window {sample.starts[i]}", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("hours after the forecast origin")
+    axes[0, 0].legend(loc="upper left", fontsize=8, ncol=4)
+    interval = "" if np.isfinite(sample.std).all() else " (no interval: loss is not 'normal')"
+    fig.suptitle(f"{name} {features}, {PROTOCOL_NAMES[protocol]} protocol, H = {H}, L = {L}: {LABELS[model]}{interval}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ssmforecast.benchmarks.ett",
+        description="ETT benchmark: S4/S4D/Mamba forecasters beside naive baselines and published numbers (docs/benchmark.md).",
+    )
+    p.add_argument("--data", nargs="+", choices=DATA, help="ETT files (default ETTh1 ETTh2; quick: ETTh1)")
+    p.add_argument("--protocol", nargs="+", choices=PROTOCOLS, help="horizon sets (default informer; quick: informer)")
+    p.add_argument("--features", nargs="+", choices=FEATURES, help="S: OT→OT, M: 7→7, MS: 7→OT (default S M; quick: S)")
+    p.add_argument("--horizons", nargs="+", type=int, help="horizons H (default: the protocol's; quick: 24 168)")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), help="our models (default s4 s4d mamba; quick: s4d mamba)")
+    p.add_argument("--lookback", type=int, help=f"lookback L (default: the protocol's, {DEFAULT_LOOKBACK})")
+    p.add_argument("--epochs", type=int, help=f"max_epochs (default {FULL_CONFIG['max_epochs']}, early stopping on val)")
+    p.add_argument("--d-model", type=int, help=f"model width (default {FULL_CONFIG['d_model']})")
+    p.add_argument("--n-layers", type=int, help=f"layers (default {FULL_CONFIG['n_layers']})")
+    p.add_argument("--d-state", type=int, help="state size N (default: the layer's)")
+    p.add_argument("--batch-size", type=int, help=f"batch size (default {FULL_CONFIG['batch_size']})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {FULL_CONFIG['lr']})")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']})")
+    p.add_argument("--loss", choices=["normal", "mse", "mae"], help=f"training loss (default {FULL_CONFIG['loss']})")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="training device (default auto)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of every model (default 0)")
+    p.add_argument("--data-dir", help="folder with ETTh1.csv/ETTh2.csv (default: the cache, downloading once)")
+    p.add_argument("--out", help="output folder (default benchmarks/results/<timestamp>)")
+    p.add_argument("--quick", action="store_true", help="about 3.5 minutes on 2 CPU cores: " + _quick_text())
+    return p
+
+
+def _quick_text() -> str:
+    models = ", ".join(f"{LABELS[m]} d_model {c['d_model']} × {c['n_layers']} layers, {c['max_epochs']} epoch(s)" for m, c in QUICK_CONFIG.items() if m in QUICK["models"])
+    return f"ETTh1 S, Informer protocol, H = {' and '.join(map(str, QUICK['horizons']))}; {models}"
+
+
+def _configs(args, models: list[str]) -> dict:
+    overrides = {
+        "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
+        "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
+    }  # fmt: skip
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    base = QUICK_CONFIG if args.quick else dict.fromkeys(MODELS, FULL_CONFIG)
+    return {m: {**base.get(m, FULL_CONFIG), **overrides} for m in models}
+
+
+def _device(requested: str, parser: argparse.ArgumentParser) -> str:
+    if requested == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is available")
+    return "cuda" if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> BenchmarkRun:
+    """Run the benchmark from command-line arguments; print the tables and write them to ``--out``.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (``sys.argv[1:]`` when None); ``--help`` lists them.
+    keep_predictions : bool, default=False
+        Keep every model's test forecasts in the result (memory: n × H × C floats each).
+
+    Returns
+    -------
+    BenchmarkRun
+    """
+    started, started_at = time.perf_counter(), datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = shlex.join(sys.orig_argv) if argv is None else shlex.join([sys.executable, "-m", "ssmforecast.benchmarks.ett", *argv])
+    pick = lambda value, quick, full: value if value is not None else (quick if args.quick else full)  # noqa: E731
+    data = pick(args.data, QUICK["data"], list(DATA))
+    protocols = pick(args.protocol, QUICK["protocol"], ["informer"])
+    features = pick(args.features, QUICK["features"], ["S", "M"])
+    models = pick(args.models, QUICK["models"], list(MODELS))
+    if args.horizons is not None and min(args.horizons) < 1:
+        parser.error("--horizons must be positive integers")
+    if args.lookback is not None and args.lookback < 1:
+        parser.error("--lookback must be a positive integer")
+    configs = _configs(args, models)
+    device = _device(args.device, parser)
+    out = Path(args.out) if args.out else Path("benchmarks") / "results" / datetime.datetime.now().strftime("ett-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+    rows, fits, predictions, samples, lookbacks = [], {}, {}, [], {}
+    for name in data:
+        df = load_ett(name, path=args.data_dir)
+        for protocol in protocols:
+            horizon_list = args.horizons or (QUICK["horizons"] if args.quick else list(horizons(protocol, name)))
+            lookback = args.lookback or DEFAULT_LOOKBACK[protocol]
+            lookbacks[protocol] = lookback
+            for feat in features:
+                r, f, p, s = run_setting(
+                    df, name, protocol, feat, horizon_list, models, lookback, configs, args.seed, device,
+                    keep_predictions=keep_predictions, log=log,
+                )  # fmt: skip
+                rows += r
+                fits.update(f)
+                predictions.update(p)
+                samples += s
+    results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+    settings = list(dict.fromkeys(zip(results.data, results.protocol, results.features)))
+    markdown = []
+    for name, protocol, feat in settings:
+        markdown.append(markdown_table(results, name, protocol, feat, models))
+        markdown.append(cost_table(results, name, protocol, feat))
+    text = "\n".join(markdown)
+    print(text)
+    (out / "results.md").write_text(text)
+    results.to_csv(out / "results.csv", index=False)
+    if samples:
+        first = samples[0].key
+        # the first setting's first model at its longest horizon
+        chosen = max((s for s in samples if s.key[:3] == first[:3] and s.key[4] == first[4]), key=lambda s: s.key[3])
+        plot_samples(chosen, out / "forecast.png")
+    info = {
+        "command": command,
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "quick": args.quick,
+        "seed": args.seed,
+        "lookback": lookbacks,
+        "device": device,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "data": data,
+        "data_dir": args.data_dir,
+        "protocols": protocols,
+        "features": features,
+        "models": {m: configs[m] for m in models},
+        "fits": {" ".join(map(str, k)): asdict(v) for k, v in fits.items()},
+        "started": started_at,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    log(f"done in {info['seconds']:.0f} s; results in {out}")
+    return BenchmarkRun(results=results, fits=fits, predictions=predictions, out=out, info=info)
+
+
+if __name__ == "__main__":
+    main()

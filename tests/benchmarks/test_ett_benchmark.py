@@ -1,0 +1,124 @@
+"""The ETT benchmark command: one tiny run through ``main`` (ETTh1 S, H = 24, L = 24, a one-epoch
+S4D of width 8), checked against the data layer: the naive rows are ``evaluate_naive``'s, the
+published cells are ``published()``'s, the model is scored on the protocol's 2881 − H test
+windows, and fitting (with its early stopping) never receives a test row.
+
+The ETT files are read from ``ett_dir`` (never copied: CC BY-ND 4.0).
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssmforecast.benchmarks import ett as bench
+from ssmforecast.datasets import evaluate_naive, load_ett, mse_mae, published, split, windows
+from ssmforecast.estimators import S4DForecaster, _loop
+
+L, H = 24, 24
+KEY = ("ETTh1", "informer", "S", H, "s4d")
+ARGS = ["--data", "ETTh1", "--protocol", "informer", "--features", "S", "--horizons", str(H), "--models", "s4d",
+        "--lookback", str(L), "--epochs", "1", "--d-model", "8", "--n-layers", "1", "--batch-size", "256"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(ett_dir, tmp_path_factory):
+    """One run of main; records what S4DForecaster.fit and the loop's validation split received."""
+    out = tmp_path_factory.mktemp("ett_bench")
+    seen = {"fit": [], "split": []}
+    fit, split_validation = S4DForecaster.fit, _loop.split_validation
+
+    def recording_fit(self, y, X=None, fh=None):
+        seen["fit"].append(y.copy())
+        return fit(self, y, X=X, fh=fh)
+
+    def recording_split(n_samples, validation_fraction):
+        n_train = split_validation(n_samples, validation_fraction)
+        seen["split"].append((n_samples, n_train))
+        return n_train
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(S4DForecaster, "fit", recording_fit)
+        mp.setattr(_loop, "split_validation", recording_split)
+        run = bench.main([*ARGS, "--data-dir", str(ett_dir), "--out", str(out)], keep_predictions=True)
+    df = load_ett("ETTh1", path=ett_dir)
+    return run, seen, df, split(df, "ETTh1", L, "S")
+
+
+def test_writes_table_csv_figure_and_run_record(tiny):
+    run, *_ = tiny
+    for name in ("results.md", "results.csv", "forecast.png", "run.json"):
+        assert (run.out / name).is_file() and (run.out / name).stat().st_size > 0, name
+    assert (run.out / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads((run.out / "run.json").read_text())
+    assert {"command", "seed", "lookback", "device", "torch", "seconds"} <= set(info)
+    assert info["seed"] == 0 and info["lookback"] == {"informer": L} and info["device"] == "cpu"
+    assert "--lookback 24" in info["command"]
+    csv = pd.read_csv(run.out / "results.csv")
+    assert len(csv) == len(run.results) and set(csv.kind) == {"ours", "naive", "published"}
+
+
+def test_naive_rows_are_evaluate_naive(tiny):
+    run, _, _, splits = tiny
+    naive = run.results[run.results.kind == "naive"].set_index("method")
+    repeat, seasonal = evaluate_naive(splits, H, "repeat"), evaluate_naive(splits, H, "seasonal", 24)
+    assert (naive.loc["repeat-last", "mse"], naive.loc["repeat-last", "mae"]) == (repeat.mse, repeat.mae)
+    assert (naive.loc["seasonal p=24", "mse"], naive.loc["seasonal p=24", "mae"]) == (seasonal.mse, seasonal.mae)
+    assert round(repeat.mse, 4) == 0.0343  # the notes' recomputed value (ett_protocol.md §5.2)
+    assert set(naive.n_windows) == {2881 - H}
+    table = (run.out / "results.md").read_text().replace("**", "")  # bold marks the row's best MSE
+    assert f"{repeat.mse:.4f} / {repeat.mae:.4f}" in table and "| 24 | 2857 |" in table
+
+
+def test_published_cells_come_from_published(tiny):
+    run, *_ = tiny
+    pub = run.results[run.results.kind == "published"]
+    table = (run.out / "results.md").read_text().replace("**", "")
+    for source, model in (("informer", "Informer"), ("s4", "S4")):
+        ref = published(data="ETTh1", features="S", horizon=H, source=source)
+        ref = ref[ref.model == model].iloc[0]
+        ours = pub[(pub.source == source) & (pub.method == model)].iloc[0]
+        assert (ours.mse, ours.mae) == (ref.mse, ref.mae)
+        assert f"{ref.mse:.3f} / {ref.mae:.3f}" in table
+    assert "0.098 / 0.247 (L=720)" in table and "0.061 / 0.191" in table
+
+
+def test_model_scored_on_every_protocol_test_window(tiny):
+    run, _, _, splits = tiny
+    mean, std = run.predictions[KEY]
+    X, Y = windows(splits.test, L, H, splits.target_index)
+    assert mean.shape == Y.shape == (2881 - H, H, 1) and std.shape == Y.shape
+    assert np.isfinite(mean).all() and (std > 0).all()  # loss "normal" by default: a std per step
+    row = run.results[run.results.kind == "ours"].iloc[0]
+    assert np.isfinite(row.mse) and row.n_windows == 2881 - H
+    assert (row.mse, row.mae) == mse_mae(mean, Y)
+    assert row.n_params > 0 and row.windows_per_s > 0 and row.train_s > 0
+
+
+def test_fitting_never_sees_a_test_row(tiny):
+    run, seen, df, splits = tiny
+    (y,) = seen["fit"]
+    times = y.index.get_level_values(-1)
+    first_test_target = df.index[16 * 720]  # row 11520
+    assert times.max() < first_test_target and times.max() == df.index[16 * 720 - 1]
+    assert times.min() == df.index[0]
+    assert list(dict.fromkeys(y.index.get_level_values(0))) == ["train", "val"]
+    assert y.loc["val"].index[0] == df.index[12 * 720 - L]  # the protocol's val segment, L rows early
+    np.testing.assert_array_equal(y.loc["train"].to_numpy(), splits.train)
+    np.testing.assert_array_equal(y.loc["val"].to_numpy(), splits.val)
+    # early stopping holds out exactly the val segment's windows, trains on exactly the train ones
+    n_train, n_val = 12 * 720 - L - H + 1, 2881 - H
+    assert seen["split"] == [(n_train + n_val, n_train)]
+    fit = run.fits[KEY]
+    assert (fit.first_row, fit.last_row, fit.n_train_windows, fit.n_val_windows) == (0, 16 * 720 - 1, n_train, n_val)
+
+
+def test_quick_and_full_configurations():
+    parser = bench.build_parser()
+    quick = bench._configs(parser.parse_args(["--quick"]), bench.QUICK["models"])
+    assert set(quick) == {"s4d", "mamba"} and all(c["max_epochs"] <= 3 for c in quick.values())
+    full = bench._configs(parser.parse_args(["--epochs", "5", "--loss", "mse"]), ["s4"])
+    assert full["s4"] == {**bench.FULL_CONFIG, "max_epochs": 5, "loss": "mse"}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "ETTm1"])
