@@ -16,9 +16,14 @@ def ett_dir() -> Path:
     ../shared is always beside the checkout.
     """
     path = Path(os.environ.get("SSMFORECAST_ETT_DIR", REPO.parent / "shared" / "data" / "ETT"))
-    if not (path / "ETTh1.csv").is_file():
-        message = f"ETT data not found in {path} (set SSMFORECAST_ETT_DIR)"
+    require_shared((path / "ETTh1.csv").is_file(), f"ETT data not found in {path} (set SSMFORECAST_ETT_DIR)")
+    return path
+
+
+def require_shared(found: bool, message: str) -> None:
+    """Files from ../shared missing: skip on a developer's machine, fail in CI (CI=true), where
+    ../shared is always beside the checkout."""
+    if not found:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    return path

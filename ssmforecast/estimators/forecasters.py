@@ -291,8 +291,7 @@ class _SSMForecaster(BaseForecaster):
         if X is not None:
             _check_numeric(X, "X")
         out, x_split = [], {}
-        for key, rows in _instances(y):
-            check_index(rows.index, f"y{_where(key)}")
+        for key, rows in _instances(y):  # time indexes already checked by fit / update
             _check_finite(rows.to_numpy(np.float64), rows.index, list(rows.columns), "y", key)
             if self.exog_names_:
                 if X is None:

@@ -9,7 +9,6 @@ are served from a local ``http.server`` on 127.0.0.1; modified copies live only 
 import contextlib
 import functools
 import http.server
-import os
 import threading
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from conftest import REPO
+from conftest import REPO, require_shared
 from ssmforecast.datasets import (
     CACHE_ENV,
     COLUMNS,
@@ -53,11 +52,7 @@ def frames(ett_dir):
 @pytest.fixture(scope="session")
 def notes_dir():
     """../shared/notes (the reference numbers): skip locally, fail in CI when missing, as ``ett_dir``."""
-    if not (NOTES / "naive_results.csv").is_file():
-        message = f"project notes not found in {NOTES}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_shared((NOTES / "naive_results.csv").is_file(), f"project notes not found in {NOTES}")
     return NOTES
 
 
