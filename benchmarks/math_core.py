@@ -8,6 +8,9 @@ What is measured (median wall time of one call over R repeats, after warm-up cal
    of state size 2·64 halved to its 64 modes with Im Λ > 0, H = 64, per-channel Δ; once with
    ``C_is_truncated=True`` (Cauchy + Woodbury + iFFT only) and once including C̃ = C(I − Ā^L).
 3. FFT convolution: :func:`~ssmforecast.math.conv.fft_conv` of u (8, 64, L) with K̄ (64, L).
+
+   Each of 1–3 also forward + backward: gradients of (out·g).sum() (g fixed) w.r.t. every input
+   (Λ, B, C, Δ, and P for S4; u and K̄ for the convolution), as in training.
 4. Scans x_k = a_k ⊙ x_{k−1} + b_k on (8, 64, L, 16), a = exp(Δλ) with λ < 0 per (channel, state) and
    Δ per (batch, channel, step): :func:`~ssmforecast.math.scan.linear_recurrence` (chunked, T = 16)
    against :func:`~ssmforecast.math.scan.linear_recurrence_seq` (Python loop), forward only and
@@ -28,9 +31,11 @@ or ``/proc/self/clear_refs`` is unavailable the cases run in this process and th
 
 Run (from the repository root; ``make bench`` runs the default)::
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/math_core.py [--quick] [--repeats R] [--out FILE.md]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/math_core.py [--quick] [--repeats R] [--cases PATTERN ...] [--out FILE.md]
 
-``--quick`` uses R = 3 and drops the largest L of each family. The only output is one Markdown
+``--quick`` uses R = 3 and drops the largest L of each family. ``--cases`` keeps only the cases whose
+"family: variant" contains one of the patterns (case-insensitive), e.g. ``--cases "fwd+bwd"`` or
+``--cases "S4 kernel" "FFT conv"``. The only output is one Markdown
 table with a short header (command, torch version, thread count) and footnotes; ``--out`` also
 writes it to a file.
 """
@@ -101,22 +106,35 @@ def _log_uniform_dt(*shape: int) -> torch.Tensor:
     return torch.exp(lo + (hi - lo) * torch.rand(*shape, dtype=DTYPE))
 
 
-def _s4d_setup(L: int) -> Callable[[], object]:
-    torch.manual_seed(SEED)
-    Lambda, B = s4d_lin(N_MODES, dtype=DTYPE)  # (N,), (N,) complex
-    Lambda = Lambda.expand(H, N_MODES).clone()  # (H, N)
-    B = B.expand(H, N_MODES).clone()  # (H, N)
-    C = torch.randn(H, N_MODES, dtype=CDTYPE)  # (H, N)
-    dt = _log_uniform_dt(H)  # (H,)
-
-    def call():
-        dA, dB = zoh_diag(Lambda, B, dt)  # (H, N), (H, N)
-        return vandermonde_kernel(dA, dB, C, L, conj_pairs=True)  # (H, L)
-
-    return call
+def _with_backward(fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], out_shape) -> Callable[[], object]:
+    """The call fn(*inputs) → out, or with a backward: gradients of (out·g).sum() w.r.t. every input."""
+    if out_shape is None:
+        return lambda: fn(*inputs)
+    g = torch.randn(*out_shape, dtype=DTYPE)  # fixed output cotangent
+    for x in inputs:
+        x.requires_grad_(True)
+    return lambda: torch.autograd.grad((fn(*inputs) * g).sum(), inputs)
 
 
-def _s4_setup(C_is_truncated: bool) -> Callable[[int], Callable[[], object]]:
+def _s4d_setup(backward: bool) -> Callable[[int], Callable[[], object]]:
+    def setup(L: int) -> Callable[[], object]:
+        torch.manual_seed(SEED)
+        Lambda, B = s4d_lin(N_MODES, dtype=DTYPE)  # (N,), (N,) complex
+        Lambda = Lambda.expand(H, N_MODES).clone()  # (H, N)
+        B = B.expand(H, N_MODES).clone()  # (H, N)
+        C = torch.randn(H, N_MODES, dtype=CDTYPE)  # (H, N)
+        dt = _log_uniform_dt(H)  # (H,)
+
+        def call(Lambda, B, C, dt):
+            dA, dB = zoh_diag(Lambda, B, dt)  # (H, N), (H, N)
+            return vandermonde_kernel(dA, dB, C, L, conj_pairs=True)  # (H, L)
+
+        return _with_backward(call, (Lambda, B, C, dt), (H, L) if backward else None)
+
+    return setup
+
+
+def _s4_setup(C_is_truncated: bool, backward: bool = False) -> Callable[[int], Callable[[], object]]:
     def setup(L: int) -> Callable[[], object]:
         torch.manual_seed(SEED)
         Lambda, P, B, _ = dplr_legs(2 * N_MODES, dtype=DTYPE)  # (2N,), (1, 2N), (2N,)
@@ -127,21 +145,24 @@ def _s4_setup(C_is_truncated: bool) -> Callable[[int], Callable[[], object]]:
         C = torch.randn(H, N_MODES, dtype=CDTYPE)  # (H, N)
         dt = _log_uniform_dt(H)  # (H,)
 
-        def call():  # A = diag(Λ) − Pᵀ conj(P): Q = P for LegS
+        def call(Lambda, P, B, C, dt):  # A = diag(Λ) − Pᵀ conj(P): Q = P for LegS
             return dplr_kernel(
                 Lambda, P, P, B, C, dt, L, method="bilinear", conj_pairs=True, C_is_truncated=C_is_truncated
             )  # (H, L)
 
-        return call
+        return _with_backward(call, (Lambda, P, B, C, dt), (H, L) if backward else None)
 
     return setup
 
 
-def _conv_setup(L: int) -> Callable[[], object]:
-    torch.manual_seed(SEED)
-    u = torch.randn(BATCH, H, L, dtype=DTYPE)  # (B, H, L)
-    K = torch.randn(H, L, dtype=DTYPE) / math.sqrt(L)  # (H, L)
-    return lambda: fft_conv(u, K)
+def _conv_setup(backward: bool) -> Callable[[int], Callable[[], object]]:
+    def setup(L: int) -> Callable[[], object]:
+        torch.manual_seed(SEED)
+        u = torch.randn(BATCH, H, L, dtype=DTYPE)  # (B, H, L)
+        K = torch.randn(H, L, dtype=DTYPE) / math.sqrt(L)  # (H, L)
+        return _with_backward(fft_conv, (u, K), (BATCH, H, L) if backward else None)
+
+    return setup
 
 
 def _scan_setup(sequential: bool, backward: bool) -> Callable[[int], Callable[[], object]]:
@@ -163,19 +184,28 @@ def _scan_setup(sequential: bool, backward: bool) -> Callable[[int], Callable[[]
     return setup
 
 
-def build_cases(quick: bool) -> list[Case]:
+def build_cases(quick: bool, patterns: list[str] | None = None) -> list[Case]:
+    """The cases in run order; with ``patterns``, only those whose "family: variant" contains one
+    of them (case-insensitive)."""
     kernel_L = KERNEL_LENGTHS[:-1] if quick else KERNEL_LENGTHS
     scan_L = SCAN_LENGTHS[:-1] if quick else SCAN_LENGTHS
     series = [
-        ("S4D kernel", "zoh_diag + vandermonde", kernel_L, _s4d_setup),
+        ("S4D kernel", "zoh_diag + vandermonde", kernel_L, _s4d_setup(backward=False)),
+        ("S4D kernel", "zoh_diag + vandermonde, fwd+bwd", kernel_L, _s4d_setup(backward=True)),
         ("S4 kernel", "dplr, C̃ given", kernel_L, _s4_setup(C_is_truncated=True)),
+        ("S4 kernel", "dplr, C̃ given, fwd+bwd", kernel_L, _s4_setup(C_is_truncated=True, backward=True)),
         ("S4 kernel", "dplr + C̃ = C(I−Ā^L)", kernel_L, _s4_setup(C_is_truncated=False)),
-        ("FFT conv", "fft_conv", kernel_L, _conv_setup),
+        ("S4 kernel", "dplr + C̃ = C(I−Ā^L), fwd+bwd", kernel_L, _s4_setup(C_is_truncated=False, backward=True)),
+        ("FFT conv", "fft_conv", kernel_L, _conv_setup(backward=False)),
+        ("FFT conv", "fft_conv, fwd+bwd", kernel_L, _conv_setup(backward=True)),
         ("Scan", "fwd, chunked", scan_L, _scan_setup(sequential=False, backward=False)),
         ("Scan", "fwd, sequential", scan_L, _scan_setup(sequential=True, backward=False)),
         ("Scan", "fwd+bwd, chunked", scan_L, _scan_setup(sequential=False, backward=True)),
         ("Scan", "fwd+bwd, sequential", scan_L, _scan_setup(sequential=True, backward=True)),
     ]
+    if patterns is not None:
+        wanted = [p.lower() for p in patterns]
+        series = [s for s in series if any(p in f"{s[0]}: {s[1]}".lower() for p in wanted)]
     return [Case(family, variant, L, setup) for family, variant, lengths, setup in series for L in lengths]
 
 
@@ -348,7 +378,7 @@ def render(cases: list[Case], results: list[dict], repeats: int, command: str, t
         "",
         f"Shapes: S4D/S4 kernels H = {H}, N = {N_MODES} conjugate-pair modes, per-channel Δ; FFT conv "
         f"u ({BATCH}, {H}, L), K̄ ({H}, L); scans a, b ({BATCH}, {H}, L, {N_SCAN}), chunk T = {CHUNK}, "
-        "fwd+bwd = gradients of (x·g).sum() w.r.t. a and b.  ",
+        "fwd+bwd = gradients of (out·g).sum(), g fixed, w.r.t. every input (scans: a and b).  ",
         "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same case. "
         "Seq/chunked = t(linear_recurrence_seq) / t(linear_recurrence) at equal L and mode.  ",
         "Peak mem = growth of the resident set (VmHWM − VmRSS) during the first call at L, in a forked "
@@ -362,15 +392,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="R = 3 and the largest L of each family dropped")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per case (default 5, 3 with --quick)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=None,
+        metavar="PATTERN",
+        help='run only the cases whose "family: variant" contains one of these (case-insensitive)',
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be >= 1")
+    cases = build_cases(args.quick, args.cases)
+    if not cases:
+        parser.error(f"--cases {' '.join(args.cases)} matches no case")
     command = shlex.join(["python", "benchmarks/math_core.py", *(sys.argv[1:] if argv is None else argv)])
 
     start = time.perf_counter()
-    cases = build_cases(args.quick)
     results = run_all(cases, repeats)
     text = render(cases, results, repeats, command, time.perf_counter() - start)
     print(text, end="")

@@ -10,7 +10,8 @@ Data flow of both layers, (batch, L, H) in and out::
 The SSM parameters are stored as S4 stores them: N/2 complex modes, each standing for a conjugate
 pair (so the channel's state is real of size N), Re Λ kept negative as −exp(·), and a learned log Δ
 per channel. The kernel is a function of the parameters only (no input), as in S4's
-``SSMKernel``; :meth:`SSMConvLayer.kernel` exposes it.
+``SSMKernel``; :meth:`SSMConvLayer.kernel` exposes it. With grad disabled, ``forward`` reuses the
+kernel of the same (L, step) until a parameter changes.
 
 Time steps: ``dt`` (batch, L) is the time since the previous observation in the model's unit. It
 scales the learned step, Δ_k = dt_k · Δ. With ``dt`` absent or the same everywhere, Δ is constant
@@ -100,19 +101,26 @@ class SSMConvLayer(SequenceLayer):
     def _C(self) -> torch.Tensor:
         return torch.view_as_complex(self.C)  # (H, n)
 
-    def _cached(self, name: str, build):
-        """``build()`` memoised until a parameter changes (in-place updates bump ``Tensor._version``).
+    def _cached(self, name: str, build, args: tuple = ()):
+        """``build()`` memoised per ``name`` (one entry each) while grad is disabled, until ``args``
+        or a parameter or buffer changes.
 
-        The recurrent view reuses the discretized matrices of a constant step across calls, so a
-        streaming ``step`` costs a few small products instead of a discretization.
+        A parameter changes when it is updated in place (an optimizer step or ``load_state_dict``
+        bumps ``Tensor._version``), replaced or moved (``.to``, ``.data = …``: storage, dtype or
+        device differ). With grad enabled ``build()`` is called and nothing is stored, so no
+        autograd graph is kept. The recurrent view reuses the discretized matrices of a constant
+        step, so a streaming ``step`` costs a few small products instead of a discretization; an
+        inference ``forward`` reuses the kernel K̄ of its (L, step).
+
+        Writes to self: ``_step_cache[name] = (key, value)``.
         """
-        key = (name, tuple((p._version, p.dtype, p.device) for p in self.parameters()))
+        if torch.is_grad_enabled():  # never hold on to an autograd graph
+            return build()
+        tensors = [*self.parameters(), *self.buffers()]
+        key = (args, tuple((p.data_ptr(), p._version, p.dtype, p.device, p.shape) for p in tensors))
         cache = self.__dict__.setdefault("_step_cache", {})
-        if cache.get(name, (None,))[0] != key or torch.is_grad_enabled():
-            value = build()
-            if torch.is_grad_enabled():  # never hold on to an autograd graph
-                return value
-            cache[name] = (key, value)
+        if name not in cache or cache[name][0] != key:
+            cache[name] = (key, build())
         return cache[name][1]
 
     # -- views -----------------------------------------------------------------------------------
@@ -126,7 +134,11 @@ class SSMConvLayer(SequenceLayer):
         return F.glu(self.output_linear(self.dropout(self.activation(y))), dim=-1)
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
-        """u (batch, L, H), dt (batch, L) or None → y (batch, L, H)."""
+        """u (batch, L, H), dt (batch, L) or None → y (batch, L, H).
+
+        With grad disabled and a regular step, K̄ is memoised per (L, step) until a parameter
+        changes (see ``_cached``). Writes to self: ``_step_cache["kernel"]`` (grad disabled only).
+        """
         check_sequence_input(u, dt, self.d_model)
         dtype = u.dtype
         with torch.autocast(device_type=u.device.type, enabled=False):
@@ -134,8 +146,9 @@ class SSMConvLayer(SequenceLayer):
             if x.dtype in (torch.float16, torch.bfloat16):
                 x = x.float()  # kernels, FFTs and scans accumulate in float32
             scale = _constant_step(dt)
-            if scale is not None:
-                K = self.kernel(x.shape[-1], scale)  # (H, L)
+            if scale is not None:  # K̄ depends on the parameters only: reused at inference
+                L = x.shape[-1]
+                K = self._cached("kernel", lambda: self.kernel(L, scale), (L, scale))  # (H, L)
                 y = fft_conv(x, K.to(x.dtype), self.D.to(x.dtype))  # (batch, H, L)
             else:
                 y = self._scan(x, dt.to(x.dtype))  # (batch, H, L)

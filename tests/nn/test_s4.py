@@ -236,3 +236,79 @@ def test_cached_step_matrices_follow_parameter_updates(name):
     with torch.inference_mode():
         ys, _ = _stepped(layer, u)
     assert _rel(ys, layer(u)) < 1e-8
+
+
+def _count_kernel_builds(layer, monkeypatch):
+    """Wrap ``layer.kernel`` so that every build of K̄ is recorded as (L, scale)."""
+    calls, kernel = [], layer.kernel
+
+    def counted(L, scale=1.0):
+        calls.append((L, scale))
+        return kernel(L, scale)
+
+    monkeypatch.setattr(layer, "kernel", counted)
+    return calls
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_inference_reuses_the_kernel(name, monkeypatch):
+    """Under no_grad / inference_mode, a forward with a regular step reuses K̄ of the same (L, step);
+    the cached result equals a fresh one."""
+    layer = _layer(name)
+    u = torch.randn(2, 30, 4, dtype=f64)
+    fresh = layer(u)  # grad enabled: built, not cached
+    calls = _count_kernel_builds(layer, monkeypatch)
+    with torch.no_grad():
+        first = layer(u)
+        second = layer(u)
+        assert calls == [(30, 1.0)]
+        layer(u, torch.ones(2, 30, dtype=f64))  # dt = 1 everywhere: the same step, reused
+        assert len(calls) == 1
+        layer(u, torch.full((2, 30), 2.0, dtype=f64))  # another step: rebuilt
+        layer(u[:, :20])  # another length: rebuilt
+        assert calls == [(30, 1.0), (30, 2.0), (20, 1.0)]
+        layer(u, _irregular_dt(2, 30))  # irregular steps: no kernel
+        assert len(calls) == 3
+    with torch.inference_mode():
+        third = layer(u)
+        fourth = layer(u)
+    assert len(calls) == 4  # one entry per layer: the last (L, step) only
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    torch.testing.assert_close(fourth, third, rtol=0, atol=0)
+    torch.testing.assert_close(first, fresh.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(third, fresh.detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["s4d-lin-zoh", "s4-bilinear"])
+def test_cached_kernel_follows_parameter_changes(name, monkeypatch):
+    """An in-place update (optimizer step), load_state_dict or .to(dtype) invalidates the cached K̄."""
+    layer = _layer(name)
+    other = _layer(name, seed=5)
+    u = torch.randn(2, 30, 4, dtype=f64)
+    calls = _count_kernel_builds(layer, monkeypatch)
+    with torch.no_grad():
+        before = layer(u)
+        layer.log_dt.add_(0.5)  # as an optimizer step does
+        after = layer(u)
+        assert len(calls) == 2 and _rel(after, before) > 1e-3
+        layer.load_state_dict(other.state_dict())
+        loaded = layer(u)
+        assert len(calls) == 3
+        torch.testing.assert_close(loaded, other(u), rtol=1e-12, atol=1e-12)
+        layer.float()
+        y32 = layer(u.float())
+        assert len(calls) == 4 and y32.dtype == torch.float32
+    fresh = layer(u.float())  # grad enabled: a fresh kernel of the current parameters
+    torch.testing.assert_close(y32, fresh.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["s4d-lin-zoh", "s4-bilinear"])
+def test_no_kernel_cache_under_grad(name, monkeypatch):
+    layer = _layer(name)
+    u = torch.randn(2, 30, 4, dtype=f64)
+    calls = _count_kernel_builds(layer, monkeypatch)
+    y1, y2 = layer(u), layer(u)
+    assert len(calls) == 2 and "kernel" not in layer.__dict__.get("_step_cache", {})
+    assert y1.requires_grad and y2.requires_grad
+    y2.sum().backward()
+    assert layer.log_dt.grad is not None and torch.isfinite(layer.log_dt.grad).all()
