@@ -11,6 +11,10 @@ like ``targets``. It owns what would otherwise be copied into each estimator:
   biases and norms: no weight decay), a linear warm-up + cosine schedule, gradient clipping;
 - devices and precision through Lightning Fabric (``device="auto"|"cpu"|"cuda"``,
   ``precision="32"|"bf16-mixed"|"16-mixed"``);
+- data-parallel training on ``devices`` > 1 processes with Fabric's DDP strategy (gloo on CPU,
+  NCCL on GPUs), started by ``Fabric.launch`` with the spawn method; each process trains on its
+  share of every epoch's permutation, gradients are averaged by DDP, and the losses that drive
+  early stopping are averaged over the processes, so every process stops at the same epoch;
 - seeding: with an integer ``random_state`` the initial weights, the shuffling and dropout are
   reproducible, and the caller's global torch RNG is left as it was;
 - a tqdm progress bar when ``verbose``, and the per-epoch history of train and validation loss.
@@ -20,7 +24,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -45,18 +53,27 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     seed: int = 0
     device: str = "auto"
+    devices: int = 1
     precision: str = "32"
     verbose: bool = False
 
 
-def resolve_device(device: str) -> str:
-    """"auto" → "cuda" if available else "cpu"; ValueError for an unknown name or a missing GPU."""
+def resolve_device(device: str, devices: int = 1) -> str:
+    """"auto" → "cuda" if available else "cpu"; ValueError for an unknown name, a missing GPU, a
+    ``devices`` that is not an int ≥ 1, or more ``devices`` than GPUs on "cuda"."""
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; valid choices are {', '.join(map(repr, DEVICES))}")
+    if isinstance(devices, bool) or not isinstance(devices, Integral) or devices < 1:
+        raise ValueError(f"devices must be an int >= 1 (the number of data-parallel processes), got {devices!r}")
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but no CUDA GPU is available; use device='cpu' or 'auto'")
+    if device == "cuda" and devices > torch.cuda.device_count():
+        raise ValueError(
+            f"devices={devices} processes need {devices} GPUs with device='cuda', but {torch.cuda.device_count()} "
+            "are available; lower devices, or use device='cpu' (one process per device, any number)"
+        )
     return device
 
 
@@ -123,51 +140,119 @@ def train(
     epoch with the best validation loss (or the best training loss without validation), on the
     training device and in eval mode; ``history`` has one dict per epoch: ``epoch``, ``train_loss``,
     ``val_loss`` (None without validation), ``lr``.
+
+    With ``config.devices`` > 1, ``config.devices`` processes train copies of the module with
+    Fabric's DDP strategy (``batch_size`` samples per process and step); the weights and history
+    of process 0 come back into ``module``. ``loss_fn`` and ``module`` must then be picklable.
     """
     from lightning_fabric import Fabric  # heavy import: only when training
 
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, config.devices)
     precision = check_precision(config.precision)
+    if config.devices == 1:
+        fabric = Fabric(accelerator=device, devices=1, precision=precision)
+        history = _fit(fabric, module, inputs, targets, loss_fn, config)
+    else:
+        # "ddp_spawn": processes started by the spawn method (safe with CUDA and with this process's
+        # thread pools), gloo on CPU, NCCL on GPUs
+        fabric = Fabric(accelerator=device, devices=int(config.devices), strategy="ddp_spawn", precision=precision)
+        history = _fit_in_processes(fabric, module, inputs, targets, loss_fn, config)
+    module.eval()
+    return module, history
+
+
+def _fit_in_processes(fabric, module: nn.Module, inputs, targets, loss_fn, config: TrainConfig) -> list[dict]:
+    """Run :func:`_fit_process` on the processes of ``fabric`` (``fabric.launch``); load the best
+    weights into ``module``, on the first device → history.
+
+    The module goes to the processes pickled by the standard pickler: torch.multiprocessing's
+    would drop the parameters' attributes (the ``_optim`` hints of the SSM parameters). The
+    weights come back through a checkpoint file, not as launch's return value: tensors returned
+    through its queue are shared by file descriptors that vanish when the process exits before
+    this one reads them.
+    """
+    port = os.environ.get("MASTER_PORT")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "trained.ckpt")
+        try:
+            fabric.launch(_fit_process, pickle.dumps(module), inputs, targets, loss_fn, config, path)
+        finally:  # the launcher sets MASTER_PORT in this process: unset it, so that later fits (and
+            # processes started from here, such as joblib workers) each pick a free port
+            if port is None:
+                os.environ.pop("MASTER_PORT", None)
+            else:
+                os.environ["MASTER_PORT"] = port
+        trained = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(trained["model"])
+    module.to(fabric.device)  # where one-device training leaves it too
+    return trained["history"]
+
+
+def _fit_process(fabric, pickled_module: bytes, inputs, targets, loss_fn, config: TrainConfig, path: str) -> None:
+    """One DDP process (run by ``Fabric.launch``); process 0 saves the best weights and the
+    history to ``path``. Each process seeds its own dropout masks."""
+    module = pickle.loads(pickled_module)
+    torch.manual_seed(config.seed + fabric.global_rank)
+    history = _fit(fabric, module, inputs, targets, loss_fn, config)
+    fabric.save(path, {"model": module, "history": history})
+
+
+def _fit(fabric, module: nn.Module, inputs, targets, loss_fn, config: TrainConfig) -> list[dict]:
+    """The loop on one process of ``fabric`` (the only one, or one of ``fabric.world_size``):
+    loads the best weights into ``module`` → history."""
+    rank, world = fabric.global_rank, fabric.world_size  # 0, 1 on one device
     n = targets.shape[0]
     n_train = split_validation(n, config.validation_fraction)
     train_idx = torch.arange(n_train)
     val_idx = torch.arange(n_train, n)
-
-    fabric = Fabric(accelerator=device, devices=1, precision=precision)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # the same permutations on every process
     groups = parameter_groups(module, config.lr, config.weight_decay, config.ssm_lr)
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
+    steps_per_epoch = max(1, math.ceil(math.ceil(n_train / world) / config.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _warmup_cosine(config.max_epochs * steps_per_epoch, config.warmup_fraction)
     )
     model, optimizer = fabric.setup(module, optimizer)
 
-    def batches(idx: torch.Tensor, shuffle: bool):
-        order = idx[torch.randperm(len(idx), generator=generator)] if shuffle else idx
+    def share(order: torch.Tensor) -> torch.Tensor:
+        """This process's share of ``order``, split as by torch's DistributedSampler: wrapped around
+        to a multiple of world (so that every process makes the same number of forward passes),
+        then every world-th sample from position rank. On one process: all of ``order``."""
+        per_process = math.ceil(len(order) / world)
+        return order[torch.arange(world * per_process) % len(order)][rank::world]
+
+    def batches(order: torch.Tensor):
         for start in range(0, len(order), config.batch_size):
             b = order[start : start + config.batch_size]
             yield [fabric.to_device(x[b]) for x in inputs], fabric.to_device(targets[b])
 
+    def mean_over_processes(total: float, count: int) -> float:
+        """Σ total / Σ count over the processes: the same number on each, so that all stop at the
+        same epoch (with more than one, the at most world − 1 wrapped-around samples count twice)."""
+        if world > 1:
+            sums = fabric.all_reduce(torch.tensor([total, count], dtype=torch.float64), reduce_op="sum")
+            total, count = sums.tolist()
+        return total / count
+
     def evaluate(idx: torch.Tensor) -> float:
         model.eval()
-        total = 0.0
+        total, mine = 0.0, share(idx)
         with torch.no_grad():
-            for xb, yb in batches(idx, shuffle=False):
+            for xb, yb in batches(mine):
                 total += float(loss_fn(model(*xb), yb)) * len(yb)
-        return total / len(idx)
+        return mean_over_processes(total, len(mine))
 
     history: list[dict] = []
     best_loss, best_state, stale = math.inf, None, 0
     epochs = range(config.max_epochs)
-    if config.verbose:
+    if config.verbose and fabric.is_global_zero:
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, desc=type(module).__name__, unit="epoch")
     for epoch in epochs:
         model.train()
-        total = 0.0
-        for xb, yb in batches(train_idx, shuffle=True):
+        total, order = 0.0, share(train_idx[torch.randperm(n_train, generator=generator)])
+        for xb, yb in batches(order):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(*xb), yb)
             if not torch.isfinite(loss):
@@ -180,10 +265,10 @@ def train(
             optimizer.step()
             scheduler.step()
             total += float(loss.detach()) * len(yb)
-        train_loss = total / n_train
+        train_loss = mean_over_processes(total, len(order))
         val_loss = evaluate(val_idx) if len(val_idx) else None
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0]})
-        if config.verbose:
+        if config.verbose and fabric.is_global_zero:
             epochs.set_postfix(train=f"{train_loss:.4g}", val="-" if val_loss is None else f"{val_loss:.4g}")
         monitored = train_loss if val_loss is None else val_loss
         if monitored < best_loss:
@@ -194,8 +279,7 @@ def train(
                 break
     if best_state is not None:
         module.load_state_dict(best_state)
-    module.eval()
-    return module, history
+    return history
 
 
 def seed_from(random_state) -> int:

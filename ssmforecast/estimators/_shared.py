@@ -33,6 +33,7 @@ SHARED_CONSTRAINTS: dict = {
     "patience": [Interval(Integral, 0, None, closed="left"), None],
     "random_state": ["random_state"],
     "device": [StrOptions(set(DEVICES))],
+    "devices": [Interval(Integral, 1, None, closed="left")],
     "precision": [StrOptions(set(PRECISIONS))],
     "verbose": ["boolean"],
 }
@@ -71,6 +72,12 @@ RUNTIME_DOC = """\
         Seed of the initial weights, shuffling and dropout; an int makes ``fit`` reproducible.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" uses a CUDA GPU when one is available.
+    devices : int, default=1
+        Number of data-parallel training processes (Lightning Fabric's DDP): one per GPU on
+        "cuda" (at most the number of GPUs), any number of CPU processes (gloo) on "cpu". Each
+        process takes ``batch_size`` samples per step, so a step sees ``devices * batch_size``.
+        With more than one, ``fit`` starts the processes with the spawn method: a script must
+        guard its entry point with ``if __name__ == "__main__":``.
     precision : {"32", "64", "bf16-mixed", "16-mixed"}, default="32"
         Training precision (Lightning Fabric); the SSM kernels and scans always run in float32
         or higher.
@@ -129,6 +136,7 @@ def fit_network(est, build, inputs: tuple[np.ndarray, ...], targets: np.ndarray,
             patience=est.patience,
             seed=seed,
             device=est.device,
+            devices=est.devices,
             precision=est.precision,
             verbose=est.verbose,
         )

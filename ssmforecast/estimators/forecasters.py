@@ -228,6 +228,7 @@ class _SSMForecaster(BaseForecaster):
         update_epochs=5,
         random_state=None,
         device="auto",
+        devices=1,
         precision="32",
         verbose=False,
     ):
@@ -252,6 +253,7 @@ class _SSMForecaster(BaseForecaster):
         self.update_epochs = update_epochs
         self.random_state = random_state
         self.device = device
+        self.devices = devices
         self.precision = precision
         self.verbose = verbose
         super().__init__()
@@ -366,7 +368,7 @@ class _SSMForecaster(BaseForecaster):
             self._parameter_constraints, self.get_params(deep=False), caller_name=type(self).__name__
         )
         check_even_state(self)
-        resolve_device(self.device)
+        resolve_device(self.device, self.devices)
         self.target_names_ = list(y.columns)
         self.index_names_ = list(y.index.names)
         self.exog_names_ = [] if X is None else list(X.columns)

@@ -87,6 +87,7 @@ class _SSMRegressor(RegressorMixin, BaseEstimator):
         loss="mse",
         random_state=None,
         device="auto",
+        devices=1,
         precision="32",
         verbose=False,
     ):
@@ -106,6 +107,7 @@ class _SSMRegressor(RegressorMixin, BaseEstimator):
         self.loss = loss
         self.random_state = random_state
         self.device = device
+        self.devices = devices
         self.precision = precision
         self.verbose = verbose
 
@@ -132,7 +134,7 @@ class _SSMRegressor(RegressorMixin, BaseEstimator):
         if X.ndim > 3:
             raise ValueError(f"X must have shape (n_samples, seq_len) or (n_samples, seq_len, n_features), got {X.shape}")
         check_even_state(self)
-        resolve_device(self.device)
+        resolve_device(self.device, self.devices)
         seqs = self._sequences(X)  # (n, L, F)
         self.sequence_shape_ = seqs.shape[1:]
         y2 = y.reshape(len(y), -1)  # (n, n_outputs)
