@@ -346,25 +346,17 @@ def ssm_scan(
     return y, x[..., -1, :]
 
 
-# Mamba's selective scan (Gu & Dao 2023 §3.3, Alg. 2) with ZOH of A and Euler of B, one step at a time:
-#   x_k = exp(Δ_k A) ⊙ x_{k−1} + Δ_k u_k B_k,   y_k = Σ_n C_{k,n} x_{k,n} + D u_k
-def selective_scan(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    x0: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused selective scan; u, Δ (batch, H, L), A (H, N), B, C (batch, L, N), D (H,) → y (batch, H, L), x_L (batch, H, N).
+#: Entries (batch · H · T · N) of one time block of :func:`selective_scan`: each of the five block
+#: tensors of its backward holds this many values (16 MiB in float32), whatever the length L.
+BLOCK_NUMEL = 2**22
 
-    The same recurrence as :func:`ssm_scan` with Ā_k = exp(Δ_k A) and B̄_k = Δ_k B_k, but Ā and
-    B̄u are formed one step at a time: the (batch, H, L, N) tensors are never materialised, so each
-    step works on (batch, H, N) data that stays in cache. Sequential depth L; the CPU path of Mamba.
-    """
+
+def _check_selective(u, delta, A, B, C, D, x0) -> None:
+    """Shapes and values of the selective scan's arguments (see :func:`selective_scan`)."""
     for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
         check_finite(name, t)
+        if t.is_complex():
+            raise ValueError(f"{name} must be real, got dtype {t.dtype}")
     if u.ndim != 3 or delta.shape != u.shape:
         raise ValueError(f"u and delta must have the same shape (batch, H, L), got {tuple(u.shape)} and {tuple(delta.shape)}")
     batch, H, L = u.shape
@@ -376,7 +368,35 @@ def selective_scan(
     for name, t in (("B", B), ("C", C)):
         if t.shape != (batch, L, N):
             raise ValueError(f"{name} must have shape (batch, L, N) = {(batch, L, N)}, got {tuple(t.shape)}")
-    x = u.new_zeros(batch, H, N) if x0 is None else x0  # (batch, H, N)
+    if D is not None:
+        check_finite("D", D)
+        if D.shape != (H,):
+            raise ValueError(f"D must have shape (H,) = ({H},), got {tuple(D.shape)}")
+    if x0 is not None:
+        check_finite("x0", x0)
+        if x0.shape != (batch, H, N):
+            raise ValueError(f"x0 must have shape (batch, H, N) = {(batch, H, N)}, got {tuple(x0.shape)}")
+
+
+# Sequential reference of Mamba's selective scan (Gu & Dao 2023 §3.3, Alg. 2), ZOH of A and Euler of B:
+#   x_k = exp(Δ_k A) ⊙ x_{k−1} + Δ_k u_k B_k,   y_k = Σ_n C_{k,n} x_{k,n} + D u_k
+def selective_scan_seq(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    x0: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Selective scan as a plain loop under autograd; same arguments and result as :func:`selective_scan`.
+
+    Ā_k and B̄_k u_k are formed one step at a time and every step is recorded by autograd
+    (L small nodes): the reference the fast path is tested against.
+    """
+    _check_selective(u, delta, A, B, C, D, x0)
+    batch, H, _ = u.shape
+    x = u.new_zeros(batch, H, A.shape[1]) if x0 is None else x0  # (batch, H, N)
     steps = zip(
         delta.unbind(-1),  # L × (batch, H)
         (delta * u).unbind(-1),  # L × (batch, H)      Δ_k u_k
@@ -391,3 +411,198 @@ def selective_scan(
     if D is not None:
         y = y + D[:, None] * u  # (batch, H, L)
     return y, x
+
+
+def _block_terms(
+    u_t: torch.Tensor, d_t: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time-major block: u_t, Δ_t (T, batch, H), A (H, N), B_t (T, batch, N) → Ā, B̄u (T, batch, H, N).
+
+    The results are contiguous in this order, so each step's (batch, H, N) slice is one dense block.
+    """
+    u_t, d_t, B_t = u_t.contiguous(), d_t.contiguous(), B_t.contiguous()  # outputs follow input strides
+    a = torch.mul(d_t[..., None], A).exp_()  # (T, batch, H, N)    Ā_k = exp(Δ_k A)
+    b = (d_t * u_t)[..., None] * B_t[:, :, None, :]  # (T, batch, H, N)    B̄_k u_k = Δ_k u_k B_k
+    return a, b
+
+
+def _recur_(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, inner: str, reverse: bool = False) -> torch.Tensor:
+    """x_t = a_t ⊙ x_{t−1} + b_t over dim 0 from x_{−1} = x0, written into ``b`` (a, b (T, ...), x0 (...)).
+
+    ``reverse`` runs t = T−1, …, 0 with x_t = a_t ⊙ x_{t+1} + b_t and x_T = x0. ``inner="loop"``
+    is one in-place ``addcmul_`` per step (the CPU path: a step's (batch, H, N) block stays in
+    cache); ``"chunked"`` the two-level chunked scan of :func:`linear_recurrence` (accelerators).
+    """
+    if inner == "chunked":
+        flip = (lambda t: t.flip(0)) if reverse else (lambda t: t)
+        x = _chunked(flip(a).movedim(0, -2), flip(b).movedim(0, -2), x0, 16)  # (..., T, N)
+        b.copy_(flip(x.movedim(-2, 0)))
+        return b
+    a_t, b_t = a.unbind(0), b.unbind(0)
+    order = range(len(b_t) - 1, -1, -1) if reverse else range(len(b_t))
+    prev = x0
+    for t in order:
+        b_t[t].addcmul_(a_t[t], prev)
+        prev = b_t[t]
+    return b
+
+
+def _recur_back_(a: torch.Tensor, c: torch.Tensor, carry: torch.Tensor, inner: str) -> torch.Tensor:
+    """Adjoint recurrence ḡ_t = c_t + a_{t+1} ⊙ ḡ_{t+1}, ḡ_{T−1} = c_{T−1} + carry, written into ``c``."""
+    if inner == "chunked":
+        return _recur_(torch.cat([a[1:], torch.ones_like(a[:1])]), c, carry, inner, reverse=True)
+    a_t, c_t = a.unbind(0), c.unbind(0)
+    c_t[-1].add_(carry)
+    for t in range(len(c_t) - 2, -1, -1):
+        c_t[t].addcmul_(a_t[t + 1], c_t[t + 1])
+    return c
+
+
+# Selective scan with a hand-written backward that recomputes the states block by block (the
+# recomputation of Gu & Dao 2023 §3.3.2, "hardware-aware algorithm", with time blocks in place of SRAM tiles)
+class _SelectiveScan(torch.autograd.Function):
+    """Forward: states block by block, only each block's entering state kept. Backward (adjoint):
+
+        ḡ_k = C_k ȳ_k + Ā_{k+1} ⊙ ḡ_{k+1}       (ḡ_L-1 gets the gradient of x_last)
+        ∂/∂(ΔA)_k = ḡ_k ⊙ x_{k−1} ⊙ Ā_k,        ∂/∂(B̄u)_k = ḡ_k,         ∂/∂C_k = Σ_h ȳ_k x_k
+
+    then the chain rule through Ā_k = exp(Δ_k A), B̄_k u_k = Δ_k u_k B_k and D u_k.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, x0, block, inner):
+        batch, H, L = u.shape
+        N = A.shape[1]
+        x = u.new_zeros(batch, H, N) if x0 is None else x0  # (batch, H, N)
+        y = u.new_empty(batch, H, L)  # (batch, H, L)
+        entering = []  # state entering each block, (batch, H, N) each
+        for s in range(0, L, block):
+            e = min(s + block, L)
+            u_t, d_t = u[..., s:e].permute(2, 0, 1), delta[..., s:e].permute(2, 0, 1)  # (T, batch, H)
+            a, xs = _block_terms(u_t, d_t, A, B[:, s:e].transpose(0, 1))  # (T, batch, H, N)
+            entering.append(x)
+            xs = _recur_(a, xs, x, inner)  # (T, batch, H, N)    x_k
+            y_t = xs @ C[:, s:e].transpose(0, 1).unsqueeze(-1)  # (T, batch, H, 1)    Σ_n C_k x_k
+            y[..., s:e] = y_t[..., 0].permute(1, 2, 0)  # (batch, H, T)
+            x = xs[-1].clone()  # (batch, H, N), not a view that would keep the block alive
+        if D is not None:
+            y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
+        ctx.save_for_backward(u, delta, A, B, C, D, torch.stack(entering))
+        ctx.block, ctx.inner = block, inner
+        return y, x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, gx_last):
+        u, delta, A, B, C, D, entering = ctx.saved_tensors
+        batch, H, L = u.shape
+        gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L)
+        carry = torch.zeros_like(entering[0]) if gx_last is None else gx_last  # (batch, H, N)   Ā_{k+1} ḡ_{k+1}
+        gu, gdelta = torch.empty_like(u), torch.empty_like(delta)  # (batch, H, L)
+        gB, gC = torch.empty_like(B), torch.empty_like(C)  # (batch, L, N)
+        gA = torch.zeros_like(A)  # (H, N)
+        starts = list(range(0, L, ctx.block))
+        for i in reversed(range(len(starts))):
+            s, e = starts[i], min(starts[i] + ctx.block, L)
+            u_t, d_t = u[..., s:e].permute(2, 0, 1), delta[..., s:e].permute(2, 0, 1)  # (T, batch, H)
+            B_t, C_t = B[:, s:e].transpose(0, 1), C[:, s:e].transpose(0, 1)  # (T, batch, N)
+            gy_t = gy[..., s:e].permute(2, 0, 1)  # (T, batch, H)
+            a, xs = _block_terms(u_t, d_t, A, B_t)  # (T, batch, H, N)
+            xs = _recur_(a, xs, entering[i], ctx.inner)  # (T, batch, H, N)    x_k, recomputed
+            gC[:, s:e] = (gy_t.unsqueeze(-2) @ xs)[..., 0, :].transpose(0, 1)  # (batch, T, N)    Σ_h ȳ_k x_k
+            # ḡ_k = C_k ȳ_k + Ā_{k+1} ḡ_{k+1}, backwards in time from the next block's carry
+            g = gy_t[..., None] * C_t[:, :, None, :]  # (T, batch, H, N)
+            g = _recur_back_(a, g, carry, ctx.inner)  # (T, batch, H, N)
+            g_dA = g * a  # (T, batch, H, N)    Ā_k ⊙ ḡ_k
+            carry = g_dA[0].clone()  # (batch, H, N)    Ā_k ḡ_k at the block's first step
+            # ∂/∂(Δ_k A) = ḡ_k ⊙ Ā_k ⊙ x_{k−1}, x_{k−1} the previous state (the entering state first)
+            g_dA[1:].mul_(xs[:-1])
+            g_dA[0].mul_(entering[i])
+            del xs
+            gB_sum = (g @ B_t.unsqueeze(-1))[..., 0]  # (T, batch, H)    Σ_n ḡ_k B_k
+            gdelta[..., s:e] = torch.addcmul((g_dA * A).sum(-1), u_t, gB_sum).permute(1, 2, 0)  # (batch, H, T)
+            gu[..., s:e] = (d_t * gB_sum).permute(1, 2, 0)  # (batch, H, T)
+            gA += (g_dA * d_t[..., None]).sum(dim=(0, 1))  # (H, N)
+            gB[:, s:e] = ((d_t * u_t).unsqueeze(-2) @ g)[..., 0, :].transpose(0, 1)  # (batch, T, N)
+        gD = None
+        if D is not None:
+            gu = torch.addcmul(gu, D[:, None], gy)  # (batch, H, L)
+            gD = (gy * u).sum(dim=(0, 2))  # (H,)
+        gx0 = carry if ctx.needs_input_grad[6] else None  # (batch, H, N)
+        return gu, gdelta, gA, gB, gC, gD, gx0, None, None
+
+
+#: Ways of running :func:`selective_scan`'s per-block recurrence ("auto": "loop" on the CPU,
+#: "chunked" elsewhere).
+SELECTIVE_INNER: tuple[str, ...] = ("auto", "loop", "chunked")
+
+
+# Mamba's selective scan (Gu & Dao 2023 §3.3, Alg. 2) with ZOH of A and Euler of B:
+#   x_k = exp(Δ_k A) ⊙ x_{k−1} + Δ_k u_k B_k,   y_k = Σ_n C_{k,n} x_{k,n} + D u_k
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    x0: torch.Tensor | None = None,
+    *,
+    block_size: int | None = None,
+    inner: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused selective scan; u, Δ (batch, H, L), A (H, N), B, C (batch, L, N), D (H,) → y (batch, H, L), x_L (batch, H, N).
+
+    The (batch, H, L, N) tensors of Ā, B̄u and the states are never materialised: the time axis is
+    cut into blocks of T steps, Ā and B̄u are formed per block, and only the state entering each
+    block is stored. The backward is written by hand (the adjoint recurrence, run backwards block by
+    block from recomputed states), so training memory is O(batch · H · (L + N · L / T) + batch · L · N)
+    plus five (T, batch, H, N) blocks, instead of autograd's O(batch · H · L · N), and autograd records
+    one node instead of L. Same values as :func:`selective_scan_seq` (to rounding).
+
+    Parameters
+    ----------
+    u, delta : Tensor of shape (batch, H, L)
+        Input and positive step Δ per channel and step (real).
+    A : Tensor of shape (H, N)
+        Diagonal continuous state matrix (real, negative for a stable scan).
+    B, C : Tensor of shape (batch, L, N)
+        Input-dependent input and output vectors.
+    D : Tensor of shape (H,), optional
+        Skip connection.
+    x0 : Tensor of shape (batch, H, N), optional
+        State before the first step; zeros if omitted.
+    block_size : int, optional
+        Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` (at least 16).
+    inner : {"auto", "loop", "chunked"}, default "auto"
+        The recurrence inside a block: one in-place step at a time ("loop", the default on the
+        CPU, where a step's data stays in cache) or the chunked scan of :func:`linear_recurrence`
+        (the default on accelerators, where a Python step per time step is launch-bound).
+
+    Returns
+    -------
+    y : Tensor of shape (batch, H, L)
+    x_last : Tensor of shape (batch, H, N)
+        State after the last step, to pass as ``x0`` of the next call.
+
+    Raises
+    ------
+    ValueError
+        For shapes that disagree, L = 0, complex or non-finite inputs, a block_size < 1 or an
+        unknown ``inner``.
+    """
+    _check_selective(u, delta, A, B, C, D, x0)
+    check_choice("inner", inner, SELECTIVE_INNER)
+    batch, H, L = u.shape
+    if block_size is None:
+        block_size = max(16, BLOCK_NUMEL // max(1, batch * H * A.shape[1]))
+    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+    if inner == "auto":
+        inner = "loop" if u.device.type == "cpu" else "chunked"
+    dtype = torch.promote_types(u.dtype, delta.dtype)
+    for t in (A, B, C) + tuple(t for t in (D, x0) if t is not None):
+        dtype = torch.promote_types(dtype, t.dtype)
+    cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731
+    args = [cast(t) for t in (u, delta, A, B, C, D, x0)]
+    return _SelectiveScan.apply(*args, min(block_size, L), inner)

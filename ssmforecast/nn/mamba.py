@@ -28,7 +28,7 @@ Names. ``dt`` is the observation interval given by the caller; ``delta`` is the 
 ``dt`` in Mamba's code), to keep the two apart. ``batch`` is never abbreviated to B.
 
 Two views with the same math: :meth:`MambaLayer.forward` runs the whole sequence through
-:func:`ssmforecast.math.scan.ssm_scan` (chunked parallel scan); :meth:`MambaLayer.step` advances one
+:func:`ssmforecast.math.scan.selective_scan` (blocked scan with a hand-written backward); :meth:`MambaLayer.step` advances one
 observation at constant cost from ``(conv_state, ssm_state)``, the conv from a rolling buffer of the
 last K − 1 inputs. Running ``step`` from :meth:`MambaLayer.allocate_state` over a sequence equals
 ``forward``.
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..math.scan import METHODS, _auto_method, selective_scan, ssm_scan
+from ..math.scan import METHODS, selective_scan, selective_scan_seq, ssm_scan
 from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param
 
 __all__ = ["MambaLayer"]
@@ -93,8 +93,11 @@ class MambaLayer(SequenceLayer):
     scan_chunk_size : int, default 16
         Chunk length T >= 2 of the chunked scan.
     scan_method : {"auto", "chunked", "sequential"}, default "auto"
-        Recurrence of :func:`~ssmforecast.math.scan.ssm_scan`; "auto" picks the faster one for the
-        shape and device.
+        "auto": :func:`~ssmforecast.math.scan.selective_scan`, blocked with a hand-written
+        backward (memory O(L), not O(L · N · d_inner); the fast path); "chunked":
+        :func:`~ssmforecast.math.scan.ssm_scan` on the materialised Ā, B̄u under autograd;
+        "sequential": :func:`~ssmforecast.math.scan.selective_scan_seq`, the plain loop under
+        autograd (reference). All three give the same values.
 
     Attributes
     ----------
@@ -244,11 +247,10 @@ class MambaLayer(SequenceLayer):
             delta_t = delta.to(dtype).transpose(1, 2)  # (batch, H_in, L)
             B, C = B.to(dtype), C.to(dtype)  # (batch, L, N)
             D = self.D.to(dtype)
-            method = self.scan_method
-            if method == "auto":
-                method = _auto_method(x.shape[0] * self.d_inner * self.d_state, x.shape[1], self.scan_chunk_size, x.device)
-            if method == "sequential":  # fused: Ā, B̄u formed step by step, never as (batch, H_in, L, N)
+            if self.scan_method == "auto":  # blocked, hand-written backward: no (batch, H_in, L, N) tensor
                 y, _ = selective_scan(u, delta_t, A, B, C, D)  # (batch, H_in, L)
+            elif self.scan_method == "sequential":  # reference loop under autograd
+                y, _ = selective_scan_seq(u, delta_t, A, B, C, D)  # (batch, H_in, L)
             else:
                 dA = torch.exp(delta_t.unsqueeze(-1) * A.unsqueeze(1))  # (batch, H_in, L, N)
                 dB = delta_t.unsqueeze(-1) * B.unsqueeze(1)  # (batch, H_in, L, N)

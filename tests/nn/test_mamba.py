@@ -112,11 +112,14 @@ def test_forward_matches_brute_force_reference():
         assert _rel(layer(u, 2 * dt), layer(u, dt)) > 1e-3
 
 
-def test_sequential_and_chunked_scans_agree():
-    chunked, sequential = _layer(scan_chunk_size=3), _layer(scan_method="sequential")
-    u, dt = _inputs(2, 50, chunked.d_model)
+def test_fused_sequential_and_chunked_scans_agree():
+    fused = _layer()
+    chunked, sequential = _layer(scan_chunk_size=3, scan_method="chunked"), _layer(scan_method="sequential")
+    u, dt = _inputs(2, 50, fused.d_model)
     with torch.no_grad():
-        assert _rel(chunked(u, dt), sequential(u, dt)) < 1e-12
+        y = fused(u, dt)
+        assert _rel(chunked(u, dt), y) < 1e-12
+        assert _rel(sequential(u, dt), y) < 1e-12
 
 
 def test_dt_ones_equals_none():
