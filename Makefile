@@ -43,7 +43,9 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/math_core.py
+	$(PY) benchmarks/selective_scan.py
 	$(PY) benchmarks/backbones.py
 
 clean:
