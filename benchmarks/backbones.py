@@ -10,10 +10,12 @@ no output head. What is measured:
    L ∈ {336, 1024, 4096} with ``dt=None``: median wall time of one call over R repeats, and peak
    memory of the call.
 2. Streaming latency: ``Backbone.step`` on batch 1 under ``torch.inference_mode``, the time of each
-   single step (one new observation through all 4 blocks), median over 1,000 consecutive steps,
-   measured after 1,000 prior steps and again after 100,000 prior steps (10,000 with ``--quick``);
+   single step (one new observation through all 4 blocks), median over 1,000 consecutive steps of a
+   stream, measured after 1,000 prior steps and after 100,000 prior steps (10,000 with ``--quick``);
    the prior steps are actually run, from ``allocate_state``, on a seeded N(0, 1) input stream. The
-   ratio of the two medians should be ≈ 1 (step cost independent of history).
+   two streams (states) are advanced to their histories first, then timed in one window, their steps
+   alternating, so that both medians see the same machine (a shared CPU's load drifts within a
+   minute). The ratio of the two medians should be ≈ 1 (step cost independent of history).
 3. The parameter count of each backbone.
 
 Every case seeds torch itself (model, then input), so it does not depend on which other cases run.
@@ -26,10 +28,14 @@ other processes). The step measurements also run in a forked child, one per back
 
 Run (from the repository root)::
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/backbones.py [--quick] [--repeats R] [--out FILE.md]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/backbones.py [--quick] [--repeats R] [--only {forward,step}]
+        [--prior-steps N] [--compile-step] [--out FILE.md]
 
 ``--quick`` uses R = 3, drops L = 4096 and takes 10,000 prior steps instead of 100,000;
-``--prior-steps N`` overrides the long-history point. The only output is one Markdown table with a
+``--prior-steps N`` overrides the long-history point; ``--only step`` runs only the step latencies
+(and parameter counts), ``--only forward`` only the forward cases; ``--compile-step`` times the step
+after the opt-in :meth:`Backbone.compile_step <ssmforecast.nn.Backbone.compile_step>` (its first
+call, the compile, is reported in the footnotes) instead of the default eager step. The only output is one Markdown table with a
 short header (command, torch version, thread count) and footnotes; ``--out`` also writes it to a
 file. The default run is dominated by the 3 × 101,000 single steps (see the footnotes for timings).
 """
@@ -156,37 +162,45 @@ class StepCase:
     name: str
     layer: str
     long_prior: int
+    compiled: bool = False
 
 
-def _time_steps(model: Backbone, stream: torch.Tensor, start: int, n: int, state):
-    """Run steps start … start+n−1 of the stream, timing each; → (median seconds, state)."""
-    times = []
-    for k in range(start, start + n):
-        t0 = time.perf_counter()
-        _, state = model.step(stream[k], state)  # (1, d_model)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), state
+def _time_streams(model: Backbone, stream: torch.Tensor, starts: tuple[int, ...], n: int, states: list):
+    """Advance one stream per state by n steps, stream i through stream[starts[i] … starts[i]+n−1],
+    their steps alternating, timing each; → (median seconds per stream, states)."""
+    times = [[] for _ in starts]
+    for j in range(n):
+        for i, start in enumerate(starts):
+            t0 = time.perf_counter()
+            _, states[i] = model.step(stream[start + j], states[i])  # (1, d_model)
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times], states
 
 
 def _measure_steps(case: StepCase, repeats: int, memory: bool) -> dict:
-    """Parameter count; median step time after SHORT_PRIOR and after case.long_prior prior steps.
+    """Parameter count; median step time after SHORT_PRIOR and after case.long_prior prior steps
+    (two streams of the same model, timed in one window).
 
     ``repeats`` and ``memory`` are unused (the signature of math_core's measure functions).
     """
     model = build_model(case.layer)
+    if case.compiled:
+        model.compile_step()
     n_params = sum(p.numel() for p in model.parameters())
     total = case.long_prior + STEP_WINDOW
     stream = torch.randn(total, 1, D_INPUT, dtype=DTYPE)  # stream[k]: observation k, (batch 1, d_input)
     t_start = time.perf_counter()
     with torch.inference_mode():
-        state = model.allocate_state(1)
+        short, long = model.allocate_state(1), model.allocate_state(1)
+        _, long = model.step(stream[0], long)  # the compile, with --compile-step
+        t_first = time.perf_counter() - t_start
+        for k in range(1, case.long_prior):
+            _, long = model.step(stream[k], long)
         for k in range(SHORT_PRIOR):
-            _, state = model.step(stream[k], state)
-        t_short, state = _time_steps(model, stream, SHORT_PRIOR, STEP_WINDOW, state)
-        for k in range(SHORT_PRIOR + STEP_WINDOW, case.long_prior):
-            _, state = model.step(stream[k], state)
-        t_long, state = _time_steps(model, stream, case.long_prior, STEP_WINDOW, state)
-    return {"params": n_params, "short": t_short, "long": t_long, "wall": time.perf_counter() - t_start}
+            _, short = model.step(stream[k], short)
+        (t_short, t_long), _ = _time_streams(model, stream, (SHORT_PRIOR, case.long_prior), STEP_WINDOW, [short, long])
+    wall = time.perf_counter() - t_start
+    return {"params": n_params, "short": t_short, "long": t_long, "wall": wall, "first": t_first}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,8 +214,9 @@ def render(
     """The Markdown report: header lines, one table, footnotes."""
     header = ["Backbone", "Params", "Case", "L / history", "Median (ms)", "Growth exp. / ratio", "Peak mem (MiB)", "Repeats"]
     rows = []
-    for (name, _), step in zip(BACKBONES, steps):
-        params = f"{step['params']:,}" if "params" in step else "?"
+    for (name, layer), step in zip(BACKBONES, steps):
+        n_params = step["params"] if "params" in step else sum(p.numel() for p in build_model(layer).parameters())
+        params = f"{n_params:,}"
         first = True
         prev: dict[str, tuple[int, float]] = {}
         for case, r in zip(cases, results):
@@ -223,17 +238,22 @@ def render(
             mem = "n/a" if r["mem"] is None else f"{r['mem']:,.1f}"
             reps = "1†" if r["single"] else f"{r['repeats']}" + ("*" if r["repeats"] < repeats else "")
             rows.append(cells + [_fmt_ms(t), growth, mem, reps])
-        step_cells = ["", "", "step (batch 1)"]
+        step_cells = [name if first else "", params if first else ""]
+        step_cells.append("step (batch 1, compiled)" if step.get("compiled") else "step (batch 1)")
+        if step.get("skipped"):  # --only forward
+            continue
         if "short" not in step:
             rows.append(step_cells + ["—", f"failed ({step.get('error', '?')})", "—", "—", "0"])
             continue
         window = f"{STEP_WINDOW:,} steps"
         rows.append(step_cells + [f"after {SHORT_PRIOR:,}", _fmt_ms(step["short"]), "—", "—", window])
         ratio = f"{step['long'] / step['short']:.2f}×"
-        rows.append(step_cells + [f"after {long_prior:,}", _fmt_ms(step["long"]), ratio, "—", window])
+        rows.append(["", "", step_cells[2], f"after {long_prior:,}", _fmt_ms(step["long"]), ratio, "—", window])
 
     step_wall = ", ".join(
-        f"{name} {s['wall']:.0f} s" for (name, _), s in zip(BACKBONES, steps) if "wall" in s
+        f"{name} {s['wall']:.0f} s" + (f" (first call, the compile: {s['first']:.0f} s)" if s.get("compiled") else "")
+        for (name, _), s in zip(BACKBONES, steps)
+        if "wall" in s
     )
     lines = report_header(
         command,
@@ -253,8 +273,11 @@ def render(
         f"forward / fwd+bwd on u ({BATCH}, L, {D_INPUT}), dt=None; fwd+bwd = autograd.grad of "
         "output.square().mean() w.r.t. all parameters.  ",
         "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same case (1 = linear). "
-        f"Step rows: median time of one `Backbone.step` (batch 1, inference_mode) over {STEP_WINDOW:,} "
-        f"consecutive steps after the given number of prior steps (all actually run); ratio = "
+        f"Step rows: median time of one `Backbone.step` (batch 1, inference_mode"
+        + (", after `Backbone.compile_step()`" if any(s.get("compiled") for s in steps) else "")
+        + f") over {STEP_WINDOW:,} "
+        "consecutive steps of a stream after the given number of prior steps (all actually run), the two "
+        "streams timed in one window, steps alternating; ratio = "
         f"t(after {long_prior:,}) / t(after {SHORT_PRIOR:,}). Wall time of the step runs: {step_wall}.  ",
         "Peak mem = growth of the resident set (VmHWM − VmRSS) during the first call at L, in a forked "
         f"child per case, after a warm-up call at L = {WARMUP_L}: input excluded, output and temporaries "
@@ -275,6 +298,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help=f"long-history point of the step latency (default {LONG_PRIOR:,}, {LONG_PRIOR_QUICK:,} with --quick)",
     )
+    parser.add_argument(
+        "--only", choices=("forward", "step"), default=None, help="run only the forward cases or only the step latencies"
+    )
+    parser.add_argument(
+        "--compile-step", action="store_true", help="time the step after Backbone.compile_step() (opt-in, torch.compile)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
@@ -286,12 +315,19 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join(["python", "benchmarks/backbones.py", *(sys.argv[1:] if argv is None else argv)])
 
     start = time.perf_counter()
-    cases = build_forward_cases(args.quick)
+    cases = [] if args.only == "step" else build_forward_cases(args.quick)
     results = run_forward(cases, repeats)
     steps = [
-        run_case(StepCase(name, layer, long_prior), repeats, measure=_measure_steps, timeout=STEP_TIMEOUT_S)
+        {"skipped": True}
+        if args.only == "forward"
+        else run_case(
+            StepCase(name, layer, long_prior, args.compile_step), repeats, measure=_measure_steps, timeout=STEP_TIMEOUT_S
+        )
         for name, layer in BACKBONES
     ]
+    for step in steps:
+        if "short" in step:
+            step["compiled"] = args.compile_step
     text = render(cases, results, steps, repeats, long_prior, command, time.perf_counter() - start)
     print(text, end="")
     if args.out is not None:

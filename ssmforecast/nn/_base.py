@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -21,6 +23,10 @@ class SequenceLayer(nn.Module):
         Running ``step`` over a sequence from ``allocate_state`` equals ``forward``.
 
     Every layer is causal: y_k depends on u_0 … u_k (and dt_0 … dt_k) only.
+
+    ``_step(u, state, dt)`` is ``step`` without the checks of u and dt, for a caller that has made
+    them once for a whole stack (:meth:`Backbone.step <ssmforecast.nn.Backbone.step>`); by default
+    it calls ``step``.
     """
 
     d_model: int
@@ -30,6 +36,56 @@ class SequenceLayer(nn.Module):
 
     def step(self, u: torch.Tensor, state, dt: torch.Tensor | None = None):  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _step(self, u: torch.Tensor, state, dt: torch.Tensor | None = None):
+        """``step`` with u (batch, H) and dt (batch,) or None already checked by the caller."""
+        return self.step(u, state, dt)
+
+    def _real_step_supported(self) -> bool:
+        """Whether the layer has the compiled form of its ``dt=None`` step used by
+        ``Backbone.compile_step``: ``_real_inputs()`` (the memoised constants, real tensors),
+        ``_real_step(u, real_state, inputs)`` (a pure function, static) and ``_real_state`` /
+        ``_from_real_state`` (the state as real tensors and back)."""
+        return False
+
+    def _cache_tensors(self) -> list:
+        """The tensors the values of ``_cached`` may depend on: the parameters and buffers of the
+        layer and of its direct submodules (read from their dicts: a step pays for this lookup)."""
+        tensors = []
+        for module in (self, *self._modules.values()):
+            if module is not None:
+                tensors += module._parameters.values()
+                tensors += module._buffers.values()
+        return tensors
+
+    def _cached(self, name: str, build, args: tuple = ()):
+        """``build()`` memoised per ``name`` (one entry each) while grad is disabled, until ``args``
+        or a tensor of ``_cache_tensors()`` changes.
+
+        A tensor changes when it is updated in place (an optimizer step or ``load_state_dict``
+        bumps ``Tensor._version``) or replaced (``.data = …`` or a new Parameter: a new storage);
+        ``.to``, ``.float()`` and the like clear the cache (``_apply``). With grad enabled
+        ``build()`` is called and nothing is stored, so no autograd graph is kept. The recurrent
+        view reuses what a constant step precomputes (the discretized matrices), so a streaming
+        ``step`` costs a few small products instead of a discretization; an inference ``forward``
+        of S4/S4D reuses the kernel K̄ of its (L, step).
+
+        Writes to self: ``_step_cache[name] = (key, args, value)``.
+        """
+        if torch.is_grad_enabled():  # never hold on to an autograd graph
+            return build()
+        key = [(p.data_ptr(), p._version) for p in self._cache_tensors() if p is not None]
+        cache = self.__dict__.setdefault("_step_cache", {})
+        entry = cache.get(name)
+        if entry is None or entry[0] != key or entry[1] != args:
+            entry = cache[name] = (key, args, build())
+        return entry[2]
+
+    def _apply(self, fn, *args, **kwargs):
+        """``nn.Module._apply`` (behind ``.to``, ``.float()``, ``.cuda()``, …), clearing ``_cached``'s
+        values first. Writes to self: ``_step_cache`` (removed)."""
+        self.__dict__.pop("_step_cache", None)
+        return super()._apply(fn, *args, **kwargs)
 
 
 def register_ssm_param(
@@ -56,7 +112,10 @@ def _check_dt(dt: torch.Tensor | None, shape: torch.Size, axes: str) -> None:
         return
     if dt.shape != shape:
         raise ValueError(f"dt must have shape {axes} = {tuple(shape)}, got {tuple(dt.shape)}")
-    if not bool(torch.isfinite(dt).all()) or not bool((dt > 0).all()):
+    if dt.numel() == 0:
+        return
+    lo, hi = torch.aminmax(dt)  # one pass; a NaN propagates to both and fails the test
+    if not (float(lo) > 0 and float(hi) < math.inf):
         raise ValueError("dt must be finite and strictly positive")
 
 
@@ -72,3 +131,36 @@ def check_step_input(u: torch.Tensor, dt: torch.Tensor | None, d_model: int) -> 
     if u.ndim != 2 or u.shape[-1] != d_model:
         raise ValueError(f"step input must have shape (batch, {d_model}), got {tuple(u.shape)}")
     _check_dt(dt, u.shape[:1], "(batch,)")
+
+
+#: A ``step`` of at most this many series runs on one intra-op thread (see :func:`serial_step`).
+SERIAL_STEP_BATCH = 16
+
+
+def serial_step(step, u: torch.Tensor, state, dt: torch.Tensor | None):
+    """``step(u, state, dt)`` on one intra-op thread when u's batch is at most ``SERIAL_STEP_BATCH``.
+
+    The ops of a small step are tiny (a (1, 128) matrix–vector product, a GELU over 128 values):
+    splitting one over two threads saves nothing, yet every parallel region (MKL's GEMM,
+    oneDNN's GELU) wakes the other thread and waits for it, ~10 µs each on an idle CPU and up to a
+    scheduler time slice when other processes hold the cores. As scikit-learn's KMeans limits its
+    BLAS threads, the thread count of the calling thread is set to 1 and restored afterwards
+    (about 1 µs); other threads keep theirs.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or u.shape[0] > SERIAL_STEP_BATCH:
+        return step(u, state, dt)
+    torch.set_num_threads(1)
+    try:
+        return step(u, state, dt)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``; always True on torch < 2.4, which cannot say per
+    device (a caller then enters its ``autocast(enabled=False)`` region anyway)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        return True

@@ -43,7 +43,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..math.scan import METHODS, selective_scan, selective_scan_seq, ssm_scan
-from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param
+from ._base import (
+    SequenceLayer,
+    autocast_enabled,
+    check_sequence_input,
+    check_step_input,
+    register_ssm_param,
+    serial_step,
+)
 
 __all__ = ["MambaLayer"]
 
@@ -272,13 +279,17 @@ class MambaLayer(SequenceLayer):
         return conv_state, ssm_state
 
     def _check_state(self, state, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(state, (tuple, list)) or len(state) != 2 or not all(torch.is_tensor(s) for s in state):
+        """Shape checks only (no values read), cheap enough for every step."""
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise ValueError("state must be the pair (conv_state, ssm_state) returned by allocate_state or step")
         conv_state, ssm_state = state
+        if not (torch.is_tensor(conv_state) and torch.is_tensor(ssm_state)):
+            raise ValueError("state must be the pair (conv_state, ssm_state) returned by allocate_state or step")
         expected = ((batch, self.d_inner, self.d_conv - 1), (batch, self.d_inner, self.d_state))
-        for name, s, shape in zip(("conv_state", "ssm_state"), state, expected):
-            if tuple(s.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {tuple(s.shape)}")
+        if conv_state.shape != expected[0] or ssm_state.shape != expected[1]:
+            for name, s, shape in zip(("conv_state", "ssm_state"), state, expected):
+                if tuple(s.shape) != shape:
+                    raise ValueError(f"{name} must have shape {shape}, got {tuple(s.shape)}")
         return conv_state, ssm_state
 
     # Recurrent view (Gu & Dao 2023 eq. 2a-2b with Ā_k = exp(Δ_k A), B̄_k = Δ_k B_k): one observation,
@@ -310,23 +321,95 @@ class MambaLayer(SequenceLayer):
             If u, dt or the state has the wrong shape, or dt is not finite and strictly positive.
         """
         check_step_input(u, dt, self.d_model)
+        return serial_step(self._step, u, state, dt)
+
+    def _step_constants(self):
+        """What a step reads, memoised per parameter version: A = −exp(A_log) (d_inner, N) and
+        D (d_inner,) in the scan dtype; the conv's weight (d_inner, K) and bias (d_inner,) or None;
+        the transposed weights Wᵀ and biases of in_proj, x_proj, dt_proj and out_proj (views)."""
+        dtype = _scan_dtype(self.A_log.dtype)
+        A = -torch.exp(self.A_log.to(dtype))  # (H_in, N)
+        linear = tuple((m.weight.t(), m.bias) for m in (self.in_proj, self.x_proj, self.dt_proj, self.out_proj))
+        return A, self.D.to(dtype), self.conv1d.weight[:, 0], self.conv1d.bias, linear  # (H_in, N), (H_in,), (H_in, K)
+
+    def _step(
+        self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``step`` after the checks of u and dt (the state is still checked): ``_step_body`` on
+        the memoised constants."""
         conv_state, ssm_state = self._check_state(state, u.shape[0])
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (batch, H_in) each
-        window = torch.cat([conv_state.to(x.dtype), x.unsqueeze(-1)], dim=-1)  # (batch, H_in, K)
-        x = (window * self.conv1d.weight.squeeze(1)).sum(dim=-1)  # (batch, H_in)
-        if self.conv1d.bias is not None:
-            x = x + self.conv1d.bias  # (batch, H_in)
-        x = F.silu(x)  # (batch, H_in)
-        delta, B, C = self._selection(x, dt)  # (batch, H_in), (batch, N), (batch, N)
-        dtype = _scan_dtype(x.dtype)
+        return _step_body(u, conv_state, ssm_state, dt, self._cached("step", self._step_constants))
+
+    # -- the compiled step (Backbone.compile_step): the same _step_body, in one graph -------------
+
+    def _real_step_supported(self) -> bool:
+        return True
+
+    def _real_inputs(self):
+        """What ``_real_step`` reads besides u and the state (all real tensors)."""
+        return self._cached("step", self._step_constants)
+
+    @staticmethod
+    def _real_step(u, state, inputs):
+        """``_step`` without checks or autocast, for torch.compile: u (batch, d_model) → (y, state)."""
+        y, (conv_state, ssm_state) = _step_body(u, *state, None, inputs, autocast=False)
+        return y, (conv_state.contiguous(), ssm_state)  # as _real_state gives it
+
+    def _real_state(self, state):
+        """(conv_state, ssm_state), contiguous (steady strides for the compiled graph)."""
+        return tuple(s.contiguous() for s in state)
+
+    def _from_real_state(self, state):
+        return state
+
+
+# The recurrent view of forward, one observation: in_proj → conv over the last K inputs → SiLU →
+# selection (Alg. 2) → SSM step (_ssm_step) → gate SiLU(z) → out_proj
+def _step_body(u, conv_state, ssm_state, dt, constants, autocast: bool = True):
+    """u (batch, d_model), conv_state (batch, d_inner, K − 1), ssm_state (batch, d_inner, N), dt
+    (batch,) or None, the constants of ``MambaLayer._step_constants`` → (y (batch, d_model), state)."""
+    A, D, conv_w, conv_b, (in_proj, x_proj, dt_proj, out_proj) = constants
+    (H_in, N), R = A.shape, dt_proj[0].shape[0]
+    xz = _linear(u, *in_proj)  # (batch, 2 H_in)
+    x, z = xz[:, :H_in], xz[:, H_in:]  # (batch, H_in) each
+    if conv_state.dtype != x.dtype:
+        conv_state = conv_state.to(x.dtype)
+    window = torch.cat([conv_state, x[..., None]], dim=-1)  # (batch, H_in, K)
+    x = (window * conv_w).sum(dim=-1)  # (batch, H_in)
+    x = F.silu(x if conv_b is None else x + conv_b)  # (batch, H_in)
+    # selection, as MambaLayer._selection: (δ, B, C) = x_proj(x), Δ = softplus(dt_proj(δ)) · dt
+    x_dbl = _linear(x, *x_proj)  # (batch, R + 2N)
+    delta = F.softplus(_linear(x_dbl[:, :R], *dt_proj))  # (batch, H_in)
+    if dt is not None:
+        delta = delta * dt.to(delta.dtype)[:, None]  # (batch, H_in)
+    B, C = x_dbl[:, None, R : R + N], x_dbl[:, None, R + N :]  # (batch, 1, N) each
+    if autocast and autocast_enabled(x.device.type):  # the SSM stays in float32 or wider
         with torch.autocast(device_type=x.device.type, enabled=False):
-            A = -torch.exp(self.A_log.to(dtype))  # (H_in, N)
-            delta = delta.to(dtype).unsqueeze(-1)  # (batch, H_in, 1)
-            xs = x.to(dtype)  # (batch, H_in)
-            dA = torch.exp(delta * A)  # (batch, H_in, N)
-            dBu = delta * B.to(dtype).unsqueeze(1) * xs.unsqueeze(-1)  # (batch, H_in, N)
-            h = dA * ssm_state.to(dtype) + dBu  # (batch, H_in, N)
-            y = (h * C.to(dtype).unsqueeze(1)).sum(dim=-1) + self.D.to(dtype) * xs  # (batch, H_in)
-        y = y.to(x.dtype) * F.silu(z)  # (batch, H_in)
-        new_state = (window[..., 1:], h.to(ssm_state.dtype))  # (batch, H_in, K − 1), (batch, H_in, N)
-        return self.out_proj(y), new_state  # (batch, d_model)
+            y, h = _ssm_step(x, delta, B, C, ssm_state, A, D)
+    else:
+        y, h = _ssm_step(x, delta, B, C, ssm_state, A, D)
+    y = y * F.silu(z)  # (batch, H_in)
+    new_state = (window[..., 1:], h if h.dtype == ssm_state.dtype else h.to(ssm_state.dtype))
+    return _linear(y, *out_proj), new_state  # (batch, d_model)
+
+
+# y = x Wᵀ + b, as nn.Linear, with Wᵀ taken once per parameter version
+def _linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """F.linear with a pre-transposed weight: x (batch, in) → x Wᵀ + b (batch, out)."""
+    return torch.mm(x, weight_t) if bias is None else torch.addmm(bias, x, weight_t)
+
+
+# x_k = exp(Δ_k A) ⊙ x_{k−1} + Δ_k B_k u_k,  y_k = C_k · x_k + D u_k  (Gu & Dao 2023 eq. 2a-2b, 4)
+def _ssm_step(x, delta, B, C, ssm_state, A, D):
+    """x, Δ (batch, d_inner), B, C (batch, 1, N), state (batch, d_inner, N), A (d_inner, N) and D
+    (d_inner,) in the scan dtype → y (batch, d_inner) in x's dtype, h (batch, d_inner, N) in A's."""
+    dtype, x_dtype = A.dtype, x.dtype
+    if x_dtype != dtype:  # half precision under autocast: the SSM runs in float32
+        x, delta, B, C = x.to(dtype), delta.to(dtype), B.to(dtype), C.to(dtype)
+    if ssm_state.dtype != dtype:
+        ssm_state = ssm_state.to(dtype)
+    delta3 = delta[..., None]  # (batch, H_in, 1)
+    dBu = (delta3 * x[..., None]) * B  # (batch, H_in, N)
+    h = torch.addcmul(dBu, torch.exp(delta3 * A), ssm_state)  # (batch, H_in, N)
+    y = torch.addcmul((h * C).sum(dim=-1), D, x)  # (batch, H_in)
+    return (y if x_dtype == dtype else y.to(x_dtype)), h

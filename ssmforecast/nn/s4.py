@@ -32,12 +32,69 @@ from ..math.conv import fft_conv
 from ..math.hippo import DIAGONAL_INITS, diagonal_init, dplr_legs
 from ..math.kernels import dplr_kernel, krylov_kernel, vandermonde_kernel
 from ..math.scan import ssm_scan
-from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param
+from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param, serial_step
 
 
 def _conj_expand(x: torch.Tensor) -> torch.Tensor:
     """(..., n) modes → (..., 2n): the modes followed by their conjugates (the full real system)."""
     return torch.cat([x, x.conj()], dim=-1)
+
+
+# GELU(y) = y Φ(y) = ½ y (1 + erf(y / √2))  (Hendrycks & Gimpel 2016), as nn.GELU() computes it
+def _gelu_erf(y: torch.Tensor) -> torch.Tensor:
+    """(..., H) → (..., H) in four elementwise ops: on a step's few values this is several times
+    cheaper than ``F.gelu``, which on the CPU sets up a oneDNN primitive per call."""
+    sqrt1_2, half = _gelu_constants(y.dtype, y.device)
+    return torch.addcmul(y, y, torch.erf(y * sqrt1_2)).mul_(half)
+
+
+_GELU_CONSTANTS: dict = {}
+
+
+def _gelu_constants(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """1/√2 and ½ as 0-dim tensors of ``dtype`` on ``device``, made once: a Python float operand
+    costs a conversion at every op."""
+    key = (dtype, device)
+    constants = _GELU_CONSTANTS.get(key)
+    if constants is None:
+        with torch.inference_mode(False):  # usable with grad enabled too
+            constants = tuple(torch.tensor(c, dtype=dtype, device=device) for c in (0.5**0.5, 0.5))
+        _GELU_CONSTANTS[key] = constants
+    return constants
+
+
+# Re(C · x) = Σ (Re C Re x − Im C Im x): a real dot product with [Re C, −Im C]
+def _re_dot(C: torch.Tensor) -> torch.Tensor:
+    """C (..., n) complex → [Re C, −Im C] (..., n, 2) real, so that Re(C · x) = Σ [Re C, −Im C] ⊙ [Re x, Im x]."""
+    return torch.view_as_real(C.conj().resolve_conj())
+
+
+# B̄ u_k for a real input: [Re B̄, Im B̄] u_k read as complex
+def _input_term(dB: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """B̄ u with B̄ (…, H, n, 2) as real pairs, u (batch, H) real → (batch, H, n) complex, with no
+    complex copy of u (a complex × real product would make one)."""
+    return torch.view_as_complex(dB * u.reshape(*u.shape, 1, 1))  # (batch, H, n)
+
+
+# The constant step of both layers in real pairs (re, im), on one mode of each conjugate pair:
+# x_k = d ⊙ x_{k−1} − Σ_i U_i (W_i x_{k−1}) + B̄ u_k,  y_k = Re(2C · x_k) + D u_k  (no U, W for S4D)
+def _pair_step(u, x, d, dB, C2, D, ranks):
+    """u (batch, H), x (batch, H, n, 2), d, B̄ (H, n, 2), [Re 2C, −Im 2C] (H, n, 2), D (H,), ranks
+    ((−U_i, 2 W_i as in ``_re_dot``) (H, n, 2) each) → y (batch, H), x_k (batch, H, n, 2).
+
+    The complex products written out in real arithmetic, for torch.compile (the eager
+    ``_step_ssm`` computes the same in complex ops, fewer of them)."""
+    xr, xi = x.unbind(-1)  # (batch, H, n) each
+    dr, di = d.unbind(-1)  # (H, n) each
+    u3 = u[..., None]  # (batch, H, 1)
+    re = dr * xr - di * xi + dB[..., 0] * u3  # (batch, H, n)
+    im = dr * xi + di * xr + dB[..., 1] * u3  # (batch, H, n)
+    for negU, W2 in ranks:
+        Wx = (W2 * x).sum((-2, -1))[..., None]  # (batch, H, 1): W x, real
+        re = re + negU[..., 0] * Wx
+        im = im + negU[..., 1] * Wx
+    y = (C2[..., 0] * re + C2[..., 1] * im).sum(-1) + D * u  # (batch, H)
+    return y, torch.stack([re, im], dim=-1)
 
 
 def _constant_step(dt: torch.Tensor | None) -> float | None:
@@ -46,6 +103,29 @@ def _constant_step(dt: torch.Tensor | None) -> float | None:
         return 1.0
     first = dt.reshape(-1)[0]
     return float(first) if bool((dt == first).all()) else None
+
+
+# GBT(α) of a DPLR A = diag(Λ) − Pᵀ Q̄ as diagonal plus rank r (S4 §3.3 and App. C.2, the Woodbury
+# identity as in dplr_gbt): with E = diag(1 − αΔΛ) and K = I_r + αΔ Q̄ E⁻¹ Pᵀ,
+#   Ā = (I − αΔA)⁻¹(I + (1−α)ΔA) = (1/α)(I − αΔA)⁻¹ − ((1−α)/α) I
+#     = diag((1 + (1−α)ΔΛ)/(1 − αΔΛ)) − Δ E⁻¹Pᵀ K⁻¹ · Q̄ E⁻¹         (also at α = 0: Ā = I + ΔA)
+#   B̄ = (I − αΔA)⁻¹ ΔB = Δ (E⁻¹B − α Δ E⁻¹Pᵀ K⁻¹ · Q̄ E⁻¹ B)
+def _dplr_gbt_lowrank(Lambda, P, Q, B, dt, alpha: float):
+    """Λ, B (H, N), P, Q (H, r, N), Δ (H,) → d (H, N), U (H, N, r), W (H, r, N), B̄ (H, N): Ā = diag(d) − U W.
+
+    The dense Ā of :func:`~ssmforecast.math.discretize.dplr_gbt` in O(N r²) numbers per channel, so
+    a step x ↦ d ⊙ x − U (W x) + B̄ u costs O(N r) instead of O(N²).
+    """
+    dt = dt.to(Lambda.real.dtype)[:, None]  # (H, 1)
+    Einv = 1 / (1 - alpha * dt * Lambda)  # (H, N)
+    d = (1 + (1 - alpha) * dt * Lambda) * Einv  # (H, N)
+    EP = Einv[:, None, :] * P  # (H, r, N): rows of E⁻¹Pᵀ
+    W = Q.conj() * Einv[:, None, :]  # (H, r, N): Q̄ E⁻¹
+    r = P.shape[-2]
+    K = torch.eye(r, dtype=W.dtype, device=W.device) + alpha * dt[..., None] * (W @ P.transpose(-1, -2))  # (H, r, r)
+    U = torch.linalg.solve(K.transpose(-1, -2), dt[..., None] * EP).transpose(-1, -2)  # (H, N, r): Δ E⁻¹Pᵀ K⁻¹
+    dB = dt * (Einv * B - alpha * (U @ (W @ B[..., None]))[..., 0])  # (H, N)
+    return d, U, W, dB
 
 
 class SSMConvLayer(SequenceLayer):
@@ -101,28 +181,6 @@ class SSMConvLayer(SequenceLayer):
     def _C(self) -> torch.Tensor:
         return torch.view_as_complex(self.C)  # (H, n)
 
-    def _cached(self, name: str, build, args: tuple = ()):
-        """``build()`` memoised per ``name`` (one entry each) while grad is disabled, until ``args``
-        or a parameter or buffer changes.
-
-        A parameter changes when it is updated in place (an optimizer step or ``load_state_dict``
-        bumps ``Tensor._version``), replaced or moved (``.to``, ``.data = …``: storage, dtype or
-        device differ). With grad enabled ``build()`` is called and nothing is stored, so no
-        autograd graph is kept. The recurrent view reuses the discretized matrices of a constant
-        step, so a streaming ``step`` costs a few small products instead of a discretization; an
-        inference ``forward`` reuses the kernel K̄ of its (L, step).
-
-        Writes to self: ``_step_cache[name] = (key, value)``.
-        """
-        if torch.is_grad_enabled():  # never hold on to an autograd graph
-            return build()
-        tensors = [*self.parameters(), *self.buffers()]
-        key = (args, tuple((p.data_ptr(), p._version, p.dtype, p.device, p.shape) for p in tensors))
-        cache = self.__dict__.setdefault("_step_cache", {})
-        if name not in cache or cache[name][0] != key:
-            cache[name] = (key, build())
-        return cache[name][1]
-
     # -- views -----------------------------------------------------------------------------------
 
     def kernel(self, L: int, scale: float = 1.0) -> torch.Tensor:  # pragma: no cover - abstract
@@ -131,7 +189,10 @@ class SSMConvLayer(SequenceLayer):
 
     def _output(self, y: torch.Tensor) -> torch.Tensor:
         """GELU → dropout → Linear(H, 2H) → GLU, position-wise; (..., H) → (..., H)."""
-        return F.glu(self.output_linear(self.dropout(self.activation(y))), dim=-1)
+        y = self.activation(y)  # (..., H)
+        if self.training and self.dropout.p > 0:  # an identity otherwise: not called (streaming cost)
+            y = self.dropout(y)
+        return F.glu(self.output_linear(y), dim=-1)  # (..., H)
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
         """u (batch, L, H), dt (batch, L) or None → y (batch, L, H).
@@ -157,8 +218,42 @@ class SSMConvLayer(SequenceLayer):
     def step(self, u: torch.Tensor, state: torch.Tensor, dt: torch.Tensor | None = None):
         """u (batch, H), state (batch, H, ·), dt (batch,) or None → (y (batch, H), state)."""
         check_step_input(u, dt, self.d_model)
-        y, state = self._step_ssm(u, state, dt)
-        return self._output(y), state
+        return serial_step(self._step, u, state, dt)
+
+    def _step(self, u: torch.Tensor, state: torch.Tensor, dt: torch.Tensor | None = None):
+        """``step`` after the input checks: the SSM, then ``_output`` with GELU by ``_gelu_erf``."""
+        y, state = self._step_ssm(u, state, dt)  # (batch, H)
+        if self.training and self.dropout.p > 0:
+            return self._output(y), state
+        lin = self.output_linear
+        return F.glu(F.linear(_gelu_erf(y), lin.weight, lin.bias), dim=-1), state  # (batch, H)
+
+    # -- the compiled step (Backbone.compile_step): real pairs, as inductor generates no complex code
+
+    def _real_step_supported(self) -> bool:
+        """Whether the constant step has the real-pair form of ``_real_step``."""
+        return True
+
+    def _real_inputs(self):
+        """What ``_real_step`` reads besides u and the state: the memoised constant-step matrices
+        as real pairs (``_pair_plan``) and the output Linear."""
+        lin = self.output_linear
+        return (*self._pair_plan(), lin.weight, lin.bias)
+
+    @staticmethod
+    def _real_step(u, x, inputs):
+        """``_step`` with dt=None on real pairs, for torch.compile: u (batch, H), x (batch, H, n, 2)
+        → (y (batch, H), x (batch, H, n, 2))."""
+        d, dB, C2, D, ranks, W, b = inputs
+        y, x = _pair_step(u, x, d, dB, C2, D, ranks)  # (batch, H), (batch, H, n, 2)
+        return F.glu(F.linear(F.gelu(y), W, b), dim=-1), x
+
+    def _real_state(self, state: torch.Tensor) -> torch.Tensor:
+        """(batch, H, n) complex → (batch, H, n, 2) real, contiguous (steady strides for the compiled graph)."""
+        return torch.view_as_real(state).contiguous()
+
+    def _from_real_state(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.view_as_complex(x)  # (batch, H, n)
 
 
 class S4DLayer(SSMConvLayer):
@@ -218,14 +313,30 @@ class S4DLayer(SSMConvLayer):
         """Ā, B̄ (…, H, n) for steps delta (…, H)."""
         return discretize_diag(self._Lambda(), torch.view_as_complex(self.B), delta, self.discretization)
 
+    def _step_matrices(self, delta: torch.Tensor):
+        """What a step reads for steps delta (…, H): Ā (…, H, n), B̄ (…, H, n, 2) and 2C (H, n, 2)
+        as real pairs (see ``_input_term``, ``_re_dot``), D (H,)."""
+        dA, dB = self._discretized(delta)  # (…, H, n)
+        return dA, torch.view_as_real(dB), _re_dot(2 * self._C()), self.D
+
+    def _pair_plan(self):
+        """Ā, B̄, [Re 2C, −Im 2C] (H, n, 2), D (H,) and no low-rank terms: ``_pair_step``'s inputs."""
+        dA, dB, C2, D = self._cached("step", lambda: self._step_matrices(self._step_size()))
+        return torch.view_as_real(dA), dB, C2, D, ()
+
+    # x_k = Ā x_{k−1} + B̄ u_k,  y_k = 2 Re(C x_k) + D u_k  (the conjugate modes add the mirror image)
     def _step_ssm(self, u, state, dt):
-        if dt is None:  # constant step: Ā, B̄ computed once until the parameters change
-            dA, dB = self._cached("dAB", lambda: self._discretized(self._step_size()))  # (H, n)
+        """u (batch, H), state (batch, H, n), dt (batch,) or None → y (batch, H), state (batch, H, n).
+
+        With a constant step Ā, B̄ and C are memoised (``_cached``), so a step is five small ops.
+        """
+        if dt is None:  # constant step: computed once until the parameters change
+            dA, dB, C2, D = self._cached("step", lambda: self._step_matrices(self._step_size()))
         else:
-            dA, dB = self._discretized(self._step_size()[None] * dt[:, None].to(self.log_dt.dtype))  # (batch, H, n)
-        state = dA * state + dB * u[..., None]  # (batch, H, n)
-        y = 2 * (self._C() * state).sum(-1).real + self.D * u  # (batch, H)
-        return y, state
+            dA, dB, C2, D = self._step_matrices(self._step_size()[None] * dt[:, None].to(self.log_dt.dtype))
+        state = torch.addcmul(_input_term(dB, u), dA, state)  # (batch, H, n)
+        y = (C2 * torch.view_as_real(state)).sum((-2, -1))  # (batch, H): 2 Re(C x_k)
+        return torch.addcmul(y, D, u), state  # (batch, H)
 
 
 class S4Layer(SSMConvLayer):
@@ -281,8 +392,9 @@ class S4Layer(SSMConvLayer):
         return dplr_kernel(Lambda, P, P, B, C, step, L, method=self.discretization, conj_pairs=True)  # (H, L)
 
     def allocate_state(self, batch: int) -> torch.Tensor:
-        """Zero state (batch, H, N) in the full mode basis (the low-rank term couples a mode and its conjugate)."""
-        return torch.zeros(batch, self.d_model, self.d_state, dtype=self._params()[0].dtype, device=self.log_dt.device)
+        """Zero state (batch, H, N/2), complex: one mode of each conjugate pair, as S4D's (the full
+        state of all N modes is its conjugate expansion, which a real input keeps exact)."""
+        return torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._params()[0].dtype, device=self.log_dt.device)
 
     def _full_system(self):
         """Λ, P, B, C of all N modes (each pair expanded), memoised: (H, N), (H, 1, N), (H, N), (H, N)."""
@@ -301,11 +413,49 @@ class S4Layer(SSMConvLayer):
 
         return self._cached("dense", build)
 
-    def _step_ssm(self, u, state, dt, system=None, dense=None):
-        """One step; ``system`` (the expanded Λ, P, B, C) and ``dense`` (A, B of the full system,
-        ZOH only) may be passed in by a caller that loops, so they are built once per sequence."""
+    def _lowrank_step(self):
+        """What a constant GBT step reads, memoised, on one mode of each conjugate pair (n = N/2):
+        Ā = diag(d) − U W of all N modes (:func:`_dplr_gbt_lowrank`) restricted to these modes,
+        d (H, n) and per rank i (−U_i (H, n, 2), 2 W_i (H, n, 2)); B̄ (H, n, 2), 2C (H, n, 2), D (H,).
+        The pairs are real pairs (``_input_term``, ``_re_dot``)."""
+        Lf, Pf, Bf, Cf = self._full_system()  # (H, N), (H, 1, N), (H, N), (H, N)
+        d, U, W, dB = _dplr_gbt_lowrank(Lf, Pf, Pf, Bf, self._step_size(), METHODS[self.discretization])
+        n = self.d_state // 2
+        # W of a conjugate mode is the conjugate: W x over all N modes = 2 Re Σ_{m<n} W_m x_m
+        ranks = tuple((torch.view_as_real(-U[:, :n, i]), _re_dot(2 * W[:, i, :n])) for i in range(W.shape[1]))
+        return d[:, :n], ranks, torch.view_as_real(dB[:, :n]), _re_dot(2 * Cf[:, :n]), self.D
+
+    def _real_step_supported(self) -> bool:
+        return self.discretization != "zoh"  # ZOH's constant step is dense (N × N)
+
+    def _pair_plan(self):
+        """d, B̄, [Re C, −Im C] (H, n, 2), D (H,) and the low-rank terms: ``_pair_step``'s inputs."""
+        d, ranks, dB, C2, D = self._cached("lowrank", self._lowrank_step)
+        return torch.view_as_real(d), dB, C2, D, ranks
+
+    # constant GBT step, O(N r) per channel, on one mode of each pair (the others are conjugates):
+    # x_k = d ⊙ x_{k−1} − U (W x_{k−1}) + B̄ u_k,  y_k = Re(C x_k) + D u_k  (W x and C x over all N modes)
+    def _step_ssm(self, u, state, dt):
+        """u (batch, H), state (batch, H, N/2), dt (batch,) or None → y (batch, H), state (batch, H, N/2)."""
+        if dt is None and self.discretization != "zoh":
+            d, ranks, dB, C2, D = self._cached("lowrank", self._lowrank_step)
+            x = torch.view_as_real(state)  # (batch, H, n, 2)
+            new = torch.addcmul(_input_term(dB, u), d, state)  # (batch, H, n): d ⊙ x + B̄ u
+            for negU, W2 in ranks:  # rank 1 for LegS
+                Wx = (W2 * x).sum((-2, -1), keepdim=True)  # (batch, H, 1, 1): W x, real
+                torch.view_as_real(new).addcmul_(negU, Wx)  # (batch, H, n): − U (W x)
+            y = (C2 * torch.view_as_real(new)).sum((-2, -1))  # (batch, H): Re(C x_k)
+            return torch.addcmul(y, D, u), new  # (batch, H)
+        y, full = self._full_step(u, _conj_expand(state), dt)
+        return y, full[..., : self.d_state // 2].contiguous()
+
+    # all N modes: the constant ZOH step (dense Ā) or an irregular one (Woodbury, S4 App. C.2)
+    def _full_step(self, u, state, dt, system=None, dense=None):
+        """u (batch, H), state (batch, H, N) of all N modes, dt (batch,) or None → y (batch, H), state;
+        ``system`` (the expanded Λ, P, B, C) and ``dense`` (A, B of the full system, ZOH only) may
+        be passed in by a caller that loops, so they are built once per sequence."""
         Lf, Pf, Bf, Cf = self._full_system() if system is None else system
-        if dt is None:  # constant step: one dense (N × N) product per channel
+        if dt is None:  # constant ZOH step: one dense (N × N) product per channel
             dA, dB = self._dense_step()  # (H, N, N), (H, N)
             state = torch.einsum("hij,bhj->bhi", dA, state) + dB * u[..., None]  # (batch, H, N); einsum: 4x matmul's speed here
         else:
@@ -322,13 +472,15 @@ class S4Layer(SSMConvLayer):
 
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         """Irregular steps: the recurrent view step by step (S4's per-step Woodbury form); → (batch, H, L)."""
-        state = self.allocate_state(x.shape[0]).to(torch.promote_types(x.dtype, torch.complex64))
+        # all N modes (the Woodbury step couples a mode and its conjugate), complex of x's and Λ's precision
+        dtype = torch.promote_types(torch.promote_types(x.dtype, self.log_neg_re.dtype), torch.complex64)
+        state = torch.zeros(x.shape[0], self.d_model, self.d_state, dtype=dtype, device=x.device)  # (batch, H, N)
         # the expanded system is built once per sequence, not at each of the L steps (under autograd
         # the step cache is off)
         system = tuple(_conj_expand(p) for p in self._params())
         dense = self._dense_full()[:2] if self.discretization == "zoh" else None
         ys = []
         for k in range(x.shape[-1]):
-            y, state = self._step_ssm(x[..., k], state, dt[:, k], system, dense)  # (batch, H)
+            y, state = self._full_step(x[..., k], state, dt[:, k], system, dense)  # (batch, H)
             ys.append(y)
         return torch.stack(ys, dim=-1)  # (batch, H, L)

@@ -83,3 +83,79 @@ def test_errors():
         model.step(torch.randn(2, 4, dtype=f64), model.allocate_state(2))
     with pytest.raises(TypeError):
         Backbone(3, 8, 2, layer_kwargs={"d_sate": 4})  # a misspelt option is an error, not swallowed
+
+
+# --- streaming: cheap checks, one thread, the opt-in compiled step ------------------------------
+
+
+def test_step_checks_dt_once_and_rejects_bad_values():
+    model = _backbone("s4d")
+    state = model.allocate_state(2)
+    for bad in (torch.tensor([1.0, float("nan")]), torch.tensor([1.0, float("inf")]), torch.tensor([1.0, 0.0])):
+        with pytest.raises(ValueError, match="dt must be finite and strictly positive"):
+            model.step(torch.randn(2, 3, dtype=f64), state, bad.to(f64))
+    with pytest.raises(ValueError, match=r"dt must have shape \(batch,\)"):
+        model.step(torch.randn(2, 3, dtype=f64), state, torch.ones(3, dtype=f64))
+
+
+def test_small_step_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    from ssmforecast.nn import _base
+
+    seen = []
+    model = _backbone("s4d")
+    inner = model._step
+    monkeypatch.setattr(model, "_step", lambda *a: (seen.append(torch.get_num_threads()), inner(*a))[1])
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        model.step(torch.randn(2, 3, dtype=f64), model.allocate_state(2))
+        model.step(torch.randn(_base.SERIAL_STEP_BATCH + 1, 3, dtype=f64), model.allocate_state(_base.SERIAL_STEP_BATCH + 1))
+    assert seen == [1, threads] and torch.get_num_threads() == threads
+
+
+def _compiled_stream(model, u, dt=None):
+    """Step model over u (batch, L, d_input) under inference_mode: (batch, L, ·)."""
+    with torch.inference_mode():
+        return _stepped(model, u, dt)[0]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("ff_expand", [None, 2])
+def test_compiled_step_graph_equals_eager_step(layer, ff_expand):
+    """compile_step's graph (traced by dynamo, run by the eager backend: fast) equals the eager step."""
+    model = _backbone(layer, ff_expand=ff_expand)
+    u = torch.randn(2, 24, 3, dtype=f64)
+    eager = _compiled_stream(model, u)
+    model.compile_step(backend="eager")
+    compiled = _compiled_stream(model, u)
+    assert _rel(compiled, eager) < 1e-10 and _rel(compiled, model(u).detach()) < 1e-8
+    model.compile_step(False)
+    torch.testing.assert_close(_compiled_stream(model, u), eager, rtol=0, atol=0)
+
+
+def test_compiled_step_falls_back_to_eager():
+    """Irregular dt, grad enabled, active dropout and S4 under ZOH take the eager step."""
+    from ssmforecast.nn.backbone import _COMPILED_STEPS
+
+    u, dt = torch.randn(2, 12, 3, dtype=f64), _dt(2, 12)
+    model = _backbone("s4").compile_step(backend="eager")
+    with torch.inference_mode():
+        irregular = _stepped(model, u, dt)[0]
+    assert _rel(irregular, model(u, dt).detach()) < 1e-8
+    y = _stepped(model, u)[0]  # grad enabled: eager, differentiable
+    assert y.requires_grad and _rel(y, model(u)) < 1e-8
+    dropout = _backbone("s4d", dropout=0.5).train().compile_step(backend="eager")
+    with torch.inference_mode():
+        assert not torch.equal(_stepped(dropout, u)[0], _stepped(dropout, u)[0])  # dropout is on
+    zoh = _backbone("s4", layer_kwargs={"d_state": 4, "discretization": "zoh"}).compile_step(backend="eager")
+    assert zoh not in _COMPILED_STEPS
+    copy = __import__("copy").deepcopy(model)  # the compiled function stays out of the module
+    assert copy not in _COMPILED_STEPS and model in _COMPILED_STEPS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", LAYERS)
+def test_compiled_step_inductor_equals_forward(layer):
+    """The real compile (inductor, tens of seconds per layer) in float32, as the benchmark runs it."""
+    model = Backbone(1, 32, 2, layer=layer).eval().compile_step()
+    u = torch.randn(1, 40, 1)
+    assert _rel(_compiled_stream(model, u), model(u).detach()) < 1e-4

@@ -312,3 +312,46 @@ def test_no_kernel_cache_under_grad(name, monkeypatch):
     assert y1.requires_grad and y2.requires_grad
     y2.sum().backward()
     assert layer.log_dt.grad is not None and torch.isfinite(layer.log_dt.grad).all()
+
+
+# --- the constant step (what streaming reads) -------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["bilinear", "euler", "backward_euler"])
+def test_lowrank_step_equals_dense_gbt(method):
+    """S4's constant step Ā = diag(d) − U W, B̄ (O(N r) per channel) equals the dense dplr_gbt."""
+    from ssmforecast.math.discretize import METHODS, dplr_gbt
+    from ssmforecast.nn.s4 import _conj_expand, _dplr_gbt_lowrank
+
+    layer = S4Layer(4, 8, discretization=method).double()
+    with torch.no_grad():
+        Lf, Pf, Bf, _ = (_conj_expand(x) for x in layer._params())
+        step = layer._step_size()
+        dA, dB = dplr_gbt(Lf, Pf, Pf, Bf, step, METHODS[method])  # (H, N, N), (H, N)
+        d, U, W, dB_low = _dplr_gbt_lowrank(Lf, Pf, Pf, Bf, step, METHODS[method])
+    torch.testing.assert_close(torch.diag_embed(d) - U @ W, dA, rtol=0, atol=1e-12)
+    torch.testing.assert_close(dB_low, dB, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_state_holds_one_mode_per_conjugate_pair(name):
+    layer = _layer(name)
+    u, dt = torch.randn(2, 20, 4, dtype=f64), _irregular_dt(2, 20)
+    state = layer.allocate_state(2)
+    assert state.shape == (2, 4, 4) and state.is_complex()
+    with torch.no_grad():
+        for k in range(20):  # constant and irregular steps mixed: the state keeps its form
+            _, state = layer.step(u[:, k], state, dt[:, k] if k % 3 else None)
+            assert state.shape == (2, 4, 4) and state.is_contiguous()
+
+
+def test_step_memoises_one_entry_under_no_grad():
+    """A constant step builds its matrices once; they do not hold an autograd graph."""
+    layer = _layer("s4-bilinear")
+    u = torch.randn(2, 10, 4, dtype=f64)
+    with torch.no_grad():
+        _stepped(layer, u)
+    cache = layer.__dict__["_step_cache"]
+    assert set(cache) == {"full", "lowrank"}
+    layer.double()  # .to / .double / .float clear the memo
+    assert "_step_cache" not in layer.__dict__
