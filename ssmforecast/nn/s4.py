@@ -9,7 +9,8 @@ Data flow of both layers, (batch, L, H) in and out::
 
 The SSM parameters are stored as S4 stores them: N/2 complex modes, each standing for a conjugate
 pair (so the channel's state is real of size N), Re Λ kept negative as −exp(·), and a learned log Δ
-per channel. The kernel is a function of the parameters only (no input), as in S4's
+per channel; S4 under a GBT discretization learns C̃ = C(I − Ā^L₀) in place of C, as S4's reference
+code does (see :class:`S4Layer`). The kernel is a function of the parameters only (no input), as in S4's
 ``SSMKernel``; :meth:`SSMConvLayer.kernel` exposes it. With grad disabled, ``forward`` reuses the
 kernel of the same (L, step) until a parameter changes.
 
@@ -129,8 +130,8 @@ def _dplr_gbt_lowrank(Lambda, P, Q, B, dt, alpha: float):
 
 
 class SSMConvLayer(SequenceLayer):
-    """Shared body of :class:`S4DLayer` and :class:`S4Layer`: parameters Δ, C, D, the output
-    projection, input checks, autocast handling. Subclasses supply ``kernel``, ``_scan`` and the
+    """Shared body of :class:`S4DLayer` and :class:`S4Layer`: parameters Δ, C (which S4 under GBT
+    replaces by C̃), D, the output projection, input checks, autocast handling. Subclasses supply ``kernel``, ``_scan`` and the
     recurrent ``_step_ssm``.
 
     Parameters
@@ -187,6 +188,10 @@ class SSMConvLayer(SequenceLayer):
         """K̄ (H, L) of the SSM with step Δ·scale."""
         raise NotImplementedError
 
+    def _prepare_kernel(self, L: int, scale: float) -> None:
+        """Called by ``forward`` before the kernel of (L, scale) is built or looked up; nothing by
+        default (S4 may re-reference its learned C̃ to the length L here)."""
+
     def _output(self, y: torch.Tensor) -> torch.Tensor:
         """GELU → dropout → Linear(H, 2H) → GLU, position-wise; (..., H) → (..., H)."""
         y = self.activation(y)  # (..., H)
@@ -209,6 +214,7 @@ class SSMConvLayer(SequenceLayer):
             scale = _constant_step(dt)
             if scale is not None:  # K̄ depends on the parameters only: reused at inference
                 L = x.shape[-1]
+                self._prepare_kernel(L, scale)  # before the memo's key is read: it may update parameters
                 K = self._cached("kernel", lambda: self.kernel(L, scale), (L, scale))  # (H, L)
                 y = fft_conv(x, K.to(x.dtype), self.D.to(x.dtype))  # (batch, H, L)
             else:
@@ -339,12 +345,49 @@ class S4DLayer(SSMConvLayer):
         return torch.addcmul(y, D, u), state  # (batch, H)
 
 
+#: The length L₀ that S4's learned C̃ = C(I − Ā^L₀) refers to at initialisation; a forward at a
+#: longer L re-references it to L (see :class:`S4Layer`). Small enough that short sequences pay
+#: little for a kernel of L₀ terms, large enough that I − Ā^L₀ is well conditioned at initialisation
+#: (condition number ≤ 60 for HiPPO-LegS, N = 64, Δ ≥ 10⁻³; 2,400 at L₀ = 1).
+INITIAL_KERNEL_LENGTH = 64
+
+
+def _conversion_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of the C ↔ C̃ conversions (dense powers and a solve): complex128, or complex64 on
+    a device without float64 (MPS)."""
+    return torch.complex64 if device.type == "mps" else torch.complex128
+
+
+# S4 Appendix C.3: C̃_L = C (I − Ā^L), so that Σ_{l<L} C Ā^l B̄ ω^l = C̃ (I − Āω)⁻¹ B̄ when ω^L = 1;
+# back: C = C̃_L (I − Ā^L)⁻¹ (Ā is stable, so I − Ā^L is invertible)
+def _truncate_C(C: torch.Tensor, dA: torch.Tensor, L: int) -> torch.Tensor:
+    """C (H, N), Ā (H, N, N) → C̃ = C (I − Ā^L) (H, N)."""
+    return C - (C[..., None, :] @ torch.linalg.matrix_power(dA, L))[..., 0, :]
+
+
+def _untruncate_C(C_tilde: torch.Tensor, dA: torch.Tensor, L: int) -> torch.Tensor:
+    """C̃ (H, N), Ā (H, N, N) → C = C̃ (I − Ā^L)⁻¹ (H, N), by one solve."""
+    M = torch.eye(dA.shape[-1], dtype=dA.dtype, device=dA.device) - torch.linalg.matrix_power(dA, L)  # (H, N, N)
+    return torch.linalg.solve(M, C_tilde[..., None, :], left=False)[..., 0, :]  # X M = C̃
+
+
 class S4Layer(SSMConvLayer):
     """S4: DPLR SSM per channel, A = Λ − P P* initialised from HiPPO-LegS (Gu et al. 2022, "Efficiently
     Modeling Long Sequences with Structured State Spaces"); kernel by Cauchy + Woodbury (bilinear).
 
+    Under a GBT discretization (bilinear, Euler, backward Euler) the learned output vector is
+    C̃ = C (I − Ā^L₀) (parameter ``C_tilde``), as in S4's reference code: the kernel of L₀ terms is
+    then Cauchy + Woodbury + iFFT with no dense matrix power. L₀ (``kernel_length``, saved in the
+    state dict) starts at :data:`INITIAL_KERNEL_LENGTH`; a forward with the learned step at a
+    longer L first re-references C̃ to L (C̃ ← C (I − Ā^L) with C = C̃ (I − Ā^L₀)⁻¹, an in-place
+    update under no_grad that leaves the layer's function unchanged), a shorter one takes the first
+    L terms of the kernel of L₀ terms. The SSM's own C, which the recurrent view and the irregular
+    steps read, is C̃ (I − Ā^L₀)⁻¹, formed once per parameter version in the step memo. At
+    initialisation C is drawn as for S4D (N(0, ½) complex) and converted once.
+
     With ``discretization="zoh"`` the kernel comes from the dense matrix exponential and Krylov
-    doubling (O(N² L) per channel instead of O(N L)): exact for piecewise-constant inputs, slower.
+    doubling (O(N² L) per channel instead of O(N L)): exact for piecewise-constant inputs, slower;
+    the learned output vector is C itself (parameter ``C``).
 
     Parameters
     ----------
@@ -368,11 +411,75 @@ class S4Layer(SSMConvLayer):
         register_ssm_param(self, "im", Lambda.imag.repeat(H, 1), lr=lr)  # (H, n)
         register_ssm_param(self, "P", torch.view_as_real(P.repeat(H, 1, 1)).contiguous(), lr=lr)  # (H, 1, n, 2)
         register_ssm_param(self, "B", torch.view_as_real(B.repeat(H, 1)).contiguous(), lr=lr)  # (H, n, 2)
+        self.kernel_length = INITIAL_KERNEL_LENGTH  # L₀ of C̃ (GBT only)
+        if discretization != "zoh":  # C drawn by SSMConvLayer (the same draws as before), stored as C̃
+            C = torch.view_as_complex(self.C.detach())  # (H, n)
+            del self.C
+            self.C_tilde = nn.Parameter(torch.empty(H, n, 2))  # (H, n, 2): C̃ as (re, im) pairs
+            self._set_C(C)
+
+    # -- parameters ------------------------------------------------------------------------------
+
+    def get_extra_state(self) -> dict:
+        """L₀, saved with the parameters (C̃ means nothing without it)."""
+        return {"kernel_length": self.kernel_length}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.kernel_length = int(state["kernel_length"])
+
+    def _Lambda(self) -> torch.Tensor:
+        return torch.complex(-torch.exp(self.log_neg_re), self.im)  # (H, n)
 
     def _params(self):
-        """Λ (H, n), P (H, 1, n), B (H, n), C (H, n), all complex."""
-        Lambda = torch.complex(-torch.exp(self.log_neg_re), self.im)
-        return Lambda, torch.view_as_complex(self.P), torch.view_as_complex(self.B), self._C()
+        """Λ (H, n), P (H, 1, n), B (H, n), C (H, n), all complex; C is the SSM's own (under GBT
+        formed from C̃: a solve, see ``_C``)."""
+        return self._Lambda(), torch.view_as_complex(self.P), torch.view_as_complex(self.B), self._C()
+
+    def _dense_gbt(self, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Ā (H, N, N) of all N modes (each pair expanded) under the layer's GBT at steps (H,), in ``dtype``."""
+        Lf, Pf = (_conj_expand(x).to(dtype) for x in (self._Lambda(), torch.view_as_complex(self.P)))  # (H, N), (H, 1, N)
+        dA, _ = dplr_gbt(Lf, Pf, Pf, torch.zeros_like(Lf), step.to(Lf.real.dtype), METHODS[self.discretization])
+        return dA
+
+    def _C_full(self, dA: torch.Tensor) -> torch.Tensor:
+        """C = C̃ (I − Ā^L₀)⁻¹ of all N modes (H, N) for Ā (H, N, N) of the learned step, in Ā's dtype."""
+        C_tilde = _conj_expand(torch.view_as_complex(self.C_tilde)).to(dA.dtype)  # (H, N)
+        return _untruncate_C(C_tilde, dA, self.kernel_length)
+
+    def _C(self) -> torch.Tensor:
+        """The SSM's C (H, n): the parameter under ZOH, C̃ (I − Ā^L₀)⁻¹ under GBT (in complex128)."""
+        if self.discretization == "zoh":
+            return torch.view_as_complex(self.C)
+        dA = self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device))  # (H, N, N)
+        return self._C_full(dA)[:, : self.d_state // 2].to(self._Lambda().dtype)
+
+    def _C_tilde_for(self, L: int, scale: float) -> torch.Tensor:
+        """C̃ = C (I − Ā^L) (H, n) of the layer's C at another length L or step Δ·scale, in Λ's complex dtype."""
+        dtype = _conversion_dtype(self.C_tilde.device)
+        dA = self._dense_gbt(self._step_size(), dtype)  # (H, N, N): the learned step, which C̃ refers to
+        C = self._C_full(dA)  # (H, N)
+        if scale != 1.0:
+            dA = self._dense_gbt(scale * self._step_size(), dtype)
+        return _truncate_C(C, dA, L)[:, : self.d_state // 2].to(self._Lambda().dtype)
+
+    @torch.no_grad()
+    def _set_C(self, C: torch.Tensor, L: int | None = None) -> None:
+        """Make C (H, n) complex the SSM's C, stored as C̃ = C (I − Ā^L) for L (default L₀), which
+        becomes L₀. Writes to self: ``C_tilde`` (in place), ``kernel_length``."""
+        L = self.kernel_length if L is None else L
+        dA = self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device))  # (H, N, N)
+        C_tilde = _truncate_C(_conj_expand(C).to(dA.dtype), dA, L)[:, : self.d_state // 2]  # (H, n)
+        self.C_tilde.copy_(torch.view_as_real(C_tilde.to(torch.view_as_complex(self.C_tilde).dtype)))
+        self.kernel_length = L
+
+    def _prepare_kernel(self, L: int, scale: float) -> None:
+        """A forward at the learned step and a length L > L₀: C̃ re-referenced to L once (the same C,
+        so the same function), so that this and later kernels need no dense power. Writes to self:
+        ``C_tilde`` (in place, under no_grad), ``kernel_length``."""
+        if self.discretization != "zoh" and scale == 1.0 and L > self.kernel_length:
+            with torch.no_grad():
+                C = self._C_full(self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device)))
+                self._set_C(C[:, : self.d_state // 2], L)
 
     def _dense_full(self):
         """The full real system in the mode basis: A (H, N, N) = diag(Λ) − Pᵀ P̄, B (H, N), C (H, N)."""
@@ -382,19 +489,29 @@ class S4Layer(SSMConvLayer):
         return A, _conj_expand(B), _conj_expand(C)
 
     def kernel(self, L: int, scale: float = 1.0) -> torch.Tensor:
-        """K̄ (H, L) with Δ = scale · exp(log_dt): Cauchy + Woodbury under GBT, Krylov under ZOH."""
+        """K̄ (H, L) with Δ = scale · exp(log_dt): Cauchy + Woodbury under GBT, Krylov under ZOH.
+
+        Under GBT, at the learned step (scale 1) and L ≤ L₀ the first L terms of the kernel of L₀
+        terms, from C̃ as it is (no dense power); otherwise C̃ = C (I − Ā^L) of the SSM's C at this
+        step and length (two dense powers and a solve: what a forward with a constant dt ≠ 1 pays).
+        """
         step = scale * self._step_size()  # (H,)
         if self.discretization == "zoh":
             A, B, C = self._dense_full()
             dA, dB = zoh(A, B, step)  # (H, N, N), (H, N)
             return krylov_kernel(dA, dB, C, L).real  # (H, L)
-        Lambda, P, B, C = self._params()
-        return dplr_kernel(Lambda, P, P, B, C, step, L, method=self.discretization, conj_pairs=True)  # (H, L)
+        Lambda, P, B = self._Lambda(), torch.view_as_complex(self.P), torch.view_as_complex(self.B)
+        if scale == 1.0 and L <= self.kernel_length:
+            C_tilde, n_terms = torch.view_as_complex(self.C_tilde), self.kernel_length
+        else:
+            C_tilde, n_terms = self._C_tilde_for(L, scale), L
+        K = dplr_kernel(Lambda, P, P, B, C_tilde, step, n_terms, method=self.discretization, conj_pairs=True, C_is_truncated=True)
+        return K[:, :L]  # (H, L)
 
     def allocate_state(self, batch: int) -> torch.Tensor:
         """Zero state (batch, H, N/2), complex: one mode of each conjugate pair, as S4D's (the full
         state of all N modes is its conjugate expansion, which a real input keeps exact)."""
-        return torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._params()[0].dtype, device=self.log_dt.device)
+        return torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._Lambda().dtype, device=self.log_dt.device)
 
     def _full_system(self):
         """Λ, P, B, C of all N modes (each pair expanded), memoised: (H, N), (H, 1, N), (H, N), (H, N)."""

@@ -104,6 +104,8 @@ def test_dt_ones_equals_no_dt_and_constant_dt_scales_delta(name):
     scaled = _layer(name)
     with torch.no_grad():
         scaled.log_dt.add_(math.log(c))
+    if hasattr(scaled, "C_tilde"):  # S4 learns C̃ = C(I − Ā^L₀), which moves with Δ: keep the same C
+        scaled._set_C(layer._C().detach())
     torch.testing.assert_close(layer(u, torch.full((2, 50), c, dtype=f64)), scaled(u), rtol=0, atol=1e-10)
     # and the scan/recurrence path (dt not constant across the batch) gives the same
     dt = torch.full((2, 50), c, dtype=f64)
@@ -186,7 +188,7 @@ def test_ssm_parameters_carry_optimizer_hints():
     hinted = {n for n, p in layer.named_parameters() if hasattr(p, "_optim")}
     assert hinted == {"log_dt", "log_neg_re", "im", "P", "B"}
     assert all(p._optim == {"weight_decay": 0.0, "lr": 1e-3} for n, p in layer.named_parameters() if n in hinted)
-    assert not hasattr(layer.C, "_optim") and not hasattr(layer.output_linear.weight, "_optim")
+    assert not hasattr(layer.C_tilde, "_optim") and not hasattr(layer.output_linear.weight, "_optim")
 
 
 def test_errors_and_inputs_untouched():
@@ -229,7 +231,7 @@ def test_cached_step_matrices_follow_parameter_updates(name):
         before, _ = _stepped(layer, u)
         assert _rel(before, layer(u)) < 1e-8
         layer.log_dt.add_(0.5)
-        layer.C.mul_(-1.0)
+        (layer.C_tilde if hasattr(layer, "C_tilde") else layer.C).mul_(-1.0)  # C̃ = C(I − Ā^L₀) is linear in C
         after, _ = _stepped(layer, u)
         assert _rel(after, layer(u)) < 1e-8
         assert _rel(after, before) > 1e-3
@@ -355,3 +357,147 @@ def test_step_memoises_one_entry_under_no_grad():
     assert set(cache) == {"full", "lowrank"}
     layer.double()  # .to / .double / .float clear the memo
     assert "_step_cache" not in layer.__dict__
+
+
+# --- S4's learned C̃ = C (I − Ā^L₀) (S4 App. C.3, as in S4's reference code) ----------------------
+
+
+def _s4_power_kernel(layer, L, scale=1.0):
+    """K̄_l = C Ā^l B̄, l < L, of the layer's own system (C = C̃ (I − Ā^L₀)⁻¹), by the definition."""
+    from ssmforecast.math.discretize import METHODS, dplr_gbt
+    from ssmforecast.math.kernels import power_kernel
+    from ssmforecast.nn.s4 import _conj_expand
+
+    Lf, Pf, Bf, Cf = (_conj_expand(x) for x in layer._params())
+    dA, dB = dplr_gbt(Lf, Pf, Pf, Bf, scale * layer._step_size(), METHODS[layer.discretization])
+    return power_kernel(dA, dB, Cf, L).real  # (H, L)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "backward_euler"])
+def test_s4_kernel_is_the_power_series_at_every_length(method):
+    """The Cauchy kernel from C̃ (L ≤ L₀: the first L terms of the kernel of L₀ terms; L > L₀ or
+    another step: C̃ re-formed for it) is C Ā^l B̄ of one system, C = C̃ (I − Ā^L₀)⁻¹, in float64."""
+    torch.manual_seed(0)
+    layer = S4Layer(3, 8, discretization=method).double()
+    with torch.no_grad():
+        layer.log_dt.copy_(torch.tensor([-3.0, -1.0, -0.5], dtype=f64))  # slow and fast channels
+        L0 = layer.kernel_length
+        for L, scale in ((1, 1.0), (37, 1.0), (L0, 1.0), (L0 + 1, 1.0), (300, 1.0), (50, 2.5)):
+            ref = _s4_power_kernel(layer, L, scale)
+            K = layer.kernel(L, scale)
+            assert K.shape == (3, L) and _rel(K, ref) < 1e-10, (L, scale)
+        assert layer.kernel_length == L0  # kernel() leaves C̃ as it is
+
+
+def test_s4_longer_forward_re_references_C_tilde_and_keeps_the_function():
+    """A forward at L > L₀ re-references C̃ to L once (in place, no grad); C, hence every view, stays
+    the same; later forwards at L or shorter need no dense matrix power."""
+    layer = _layer("s4-bilinear")
+    L0 = layer.kernel_length
+    u = torch.randn(2, 3 * L0 + 5, 4, dtype=f64)
+    with torch.no_grad():
+        C0 = layer._C()
+        before = layer(u[:, :40])
+        ys, _ = _stepped(layer, u)  # the recurrent view of the system as it was
+    y = layer(u)  # grad enabled, as in training
+    assert layer.kernel_length == u.shape[1] and layer.C_tilde.grad is None
+    with torch.no_grad():
+        torch.testing.assert_close(layer._C(), C0, rtol=0, atol=1e-12 * C0.abs().max().item())
+        assert _rel(y, ys) < 1e-8
+        assert _rel(layer.kernel(u.shape[1]), _s4_power_kernel(layer, u.shape[1])) < 1e-10
+        assert _rel(layer(u[:, :40]), before) < 1e-10  # shorter again: a truncated kernel, same values
+    y.square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
+def test_s4_training_forward_needs_no_dense_matrix_power(monkeypatch):
+    """At the learned step and L ≤ L₀, forward and backward are Cauchy + Woodbury + FFT only."""
+    layer = S4Layer(4, 8)
+    layer(torch.randn(2, 100, 4))  # L₀ becomes 100
+    calls = []
+    power = torch.linalg.matrix_power
+    monkeypatch.setattr(torch.linalg, "matrix_power", lambda *a, **k: calls.append(1) or power(*a, **k))
+    for L in (100, 60):
+        layer(torch.randn(2, L, 4)).square().mean().backward()
+    assert calls == []
+    layer(torch.randn(2, 10, 4), torch.full((2, 10), 2.0))  # another step: C̃ re-formed for it
+    assert calls
+
+
+def test_s4_step_forms_C_from_C_tilde_once_per_parameter_version(monkeypatch):
+    """The recurrent view reads C = C̃ (I − Ā^L₀)⁻¹ from the step memo: one dense power (and solve)
+    per parameter version, not per step."""
+    layer = _layer("s4-bilinear")
+    u = torch.randn(2, 12, 4, dtype=f64)
+    calls = []
+    power = torch.linalg.matrix_power
+    monkeypatch.setattr(torch.linalg, "matrix_power", lambda *a, **k: calls.append(1) or power(*a, **k))
+    with torch.no_grad():
+        ys, _ = _stepped(layer, u)
+        assert len(calls) == 1
+        _stepped(layer, u)
+        assert len(calls) == 1
+        layer.C_tilde.mul_(2.0)  # as an optimizer step does
+        ys2, _ = _stepped(layer, u)
+        assert len(calls) == 2
+    assert _rel(ys2, layer(u)) < 1e-8 and _rel(ys2, ys) > 1e-3
+
+
+def test_s4_initial_C_is_drawn_as_before_and_stored_as_C_tilde():
+    """C ~ N(0, ½) complex with the same draws as before (S4D's), converted once to C̃ = C (I − Ā^L₀)."""
+    torch.manual_seed(3)
+    layer = S4Layer(4, 8)
+    torch.manual_seed(3)
+    torch.rand(4)  # log Δ
+    C = torch.randn(4, 4, dtype=torch.cfloat) * 0.5**0.5
+    assert set(dict(layer.named_parameters())) == {"log_dt", "C_tilde", "D", "log_neg_re", "im", "P", "B", "output_linear.weight", "output_linear.bias"}
+    torch.testing.assert_close(layer._C(), C, rtol=0, atol=1e-5)
+    assert "C" in dict(S4Layer(4, 8, discretization="zoh").named_parameters())  # ZOH learns C itself
+
+
+def test_s4_state_dict_carries_the_kernel_length():
+    layer = _layer("s4-bilinear")
+    u = torch.randn(2, 150, 4, dtype=f64)
+    with torch.no_grad():
+        y = layer(u)
+    assert layer.kernel_length == 150
+    other = _layer("s4-bilinear", seed=7)
+    other.load_state_dict(layer.state_dict())
+    assert other.kernel_length == 150
+    with torch.no_grad():
+        torch.testing.assert_close(other(u), y, rtol=0, atol=1e-13)
+        torch.testing.assert_close(other._C(), layer._C(), rtol=0, atol=0)
+
+
+class _KernelOf(torch.nn.Module):
+    """``layer.kernel(L)`` as a forward, for ``torch.func.functional_call``."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, L):
+        return self.layer.kernel(L)
+
+
+@pytest.mark.parametrize("case", ["regular", "shorter", "longer-kernel", "irregular"])
+def test_s4_gradcheck(case):
+    """Gradients of the forward (or, for L > L₀, of the kernel) with respect to every parameter
+    (C̃, Δ, Λ, P, B, D, the Linear), float64 / complex128, against finite differences."""
+    torch.manual_seed(0)
+    layer = S4Layer(2, 4).double().eval()
+    with torch.no_grad():
+        layer.log_dt.copy_(torch.tensor([-1.5, -0.5], dtype=f64))
+    names = [n for n, _ in layer.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    L = {"regular": layer.kernel_length, "shorter": 12, "irregular": 8}.get(case)
+    u = torch.randn(1, L or 1, 2, dtype=f64)
+    dt = _irregular_dt(1, L) if case == "irregular" else None
+
+    def f(*ps):
+        new = dict(zip(names, ps))
+        if case == "longer-kernel":  # C̃ re-formed for L > L₀ by dense powers and a solve
+            return torch.func.functional_call(_KernelOf(layer), {f"layer.{n}": p for n, p in new.items()}, (layer.kernel_length + 9,))
+        return torch.func.functional_call(layer, new, (u, dt))
+
+    assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-7, rtol=1e-5)
