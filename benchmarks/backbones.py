@@ -60,11 +60,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from math_core import (  # noqa: E402
     DTYPE,
     SEED,
-    WARMUP_L,
     Case,
     _fmt_ms,
+    mem_footnote,
     report_header,
     run_case,
+    sync,
+    use_device,
 )
 
 from ssmforecast.nn import Backbone  # noqa: E402
@@ -173,6 +175,7 @@ def _time_streams(model: Backbone, stream: torch.Tensor, starts: tuple[int, ...]
         for i, start in enumerate(starts):
             t0 = time.perf_counter()
             _, states[i] = model.step(stream[start + j], states[i])  # (1, d_model)
+            sync()
             times[i].append(time.perf_counter() - t0)
     return [statistics.median(t) for t in times], states
 
@@ -279,9 +282,7 @@ def render(
         "consecutive steps of a stream after the given number of prior steps (all actually run), the two "
         "streams timed in one window, steps alternating; ratio = "
         f"t(after {long_prior:,}) / t(after {SHORT_PRIOR:,}). Wall time of the step runs: {step_wall}.  ",
-        "Peak mem = growth of the resident set (VmHWM − VmRSS) during the first call at L, in a forked "
-        f"child per case, after a warm-up call at L = {WARMUP_L}: input excluded, output and temporaries "
-        "(autograd graph and gradients included) counted.",
+        mem_footnote("input excluded, output and temporaries (autograd graph and gradients included)"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -304,11 +305,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compile-step", action="store_true", help="time the step after Backbone.compile_step() (opt-in, torch.compile)"
     )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the cases run (default cpu)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be >= 1")
+    use_device(args.device)
     long_prior = args.prior_steps if args.prior_steps is not None else (LONG_PRIOR_QUICK if args.quick else LONG_PRIOR)
     if long_prior < SHORT_PRIOR + STEP_WINDOW:
         parser.error(f"--prior-steps must be >= {SHORT_PRIOR + STEP_WINDOW}")

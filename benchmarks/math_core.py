@@ -85,6 +85,41 @@ SLOW_REPEATS = 3
 SINGLE_CALL_S = 10.0  # calls slower than this are timed once (that call is the reported time)
 SKIP_AFTER_S = 20.0  # a larger L is skipped when the previous L of the same case took longer
 CASE_TIMEOUT_S = 600.0
+DEVICE = "cpu"  # set by --device (use_device); on "cuda" every case runs in this process
+
+
+def use_device(name: str) -> None:
+    """Run every case on ``name`` ("cpu" or "cuda"): tensors are created there (torch's default
+    device), calls are timed up to a ``torch.cuda.synchronize()``, and on CUDA the memory column is
+    the growth of ``torch.cuda.max_memory_allocated`` during the first call at L."""
+    global DEVICE
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is available")
+    DEVICE = name
+    torch.set_default_device(name)
+
+
+def sync() -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so that a host clock reads its end."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def device_label() -> str:
+    return "CPU" if DEVICE == "cpu" else f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+
+
+def mem_footnote(what: str) -> str:
+    """The footnote that says what the peak-memory column counts."""
+    if DEVICE == "cuda":
+        return (
+            "Peak mem = growth of torch.cuda.max_memory_allocated during the first call at L (all cases in one "
+            f"process), after a warm-up call at L = {WARMUP_L}: {what} counted."
+        )
+    return (
+        "Peak mem = growth of the resident set (VmHWM − VmRSS) during the first call at L, in a forked "
+        f"child per case, after a warm-up call at L = {WARMUP_L}: {what} counted."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,11 +277,22 @@ def _measure(case: Case, repeats: int, memory: bool) -> dict:
     case.setup(WARMUP_L)()  # load lazily initialised code paths
     fn = case.setup(case.L)
     gc.collect()
-    base = _start_peak() if memory else None
+    sync()
+    if DEVICE == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 1024 if memory else None  # KiB
+    else:
+        base = _start_peak() if memory else None
     t0 = time.perf_counter()
     out = fn()
+    sync()
     t_first = time.perf_counter() - t0
-    mem = None if base is None else (_proc_status_kib("VmHWM") - base) / 1024  # MiB
+    if base is None:
+        mem = None
+    elif DEVICE == "cuda":
+        mem = (torch.cuda.max_memory_allocated() / 1024 - base) / 1024  # MiB
+    else:
+        mem = (_proc_status_kib("VmHWM") - base) / 1024  # MiB
     del out
     if t_first > SINGLE_CALL_S:
         return {"time": t_first, "repeats": 1, "mem": mem, "single": True}
@@ -258,6 +304,7 @@ def _measure(case: Case, repeats: int, memory: bool) -> dict:
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
+        sync()
         times.append((time.perf_counter() - t0) / inner)
     return {"time": statistics.median(times), "repeats": repeats, "mem": mem, "single": False}
 
@@ -276,7 +323,7 @@ def report_header(command: str, repeats: int, total_s: float, skip_rule: str) ->
     return [
         f"Command: `{command}`  ",
         f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
-        f"Python {platform.python_version()} ({platform.machine()}); CPU, float32; seed {SEED}; "
+        f"Python {platform.python_version()} ({platform.machine()}); {device_label()}, float32; seed {SEED}; "
         f"median of R = {repeats} repeats; total run {total_s:.0f} s.  ",
         f"Run-time budget: calls slower than {SLOW_CALL_S:g} s get at most {SLOW_REPEATS} repeats (*); "
         f"calls slower than {SINGLE_CALL_S:g} s are timed once, without a warm-up call at that L (1†); "
@@ -294,6 +341,8 @@ def run_case(
     ``measure(case, repeats, memory=...)`` returns the result dict (default :func:`_measure`);
     a child that has not answered after ``timeout`` seconds is killed.
     """
+    if DEVICE != "cpu":  # CUDA does not survive a fork: measure here, memory from the allocator
+        return measure(case, repeats, memory=True)
     if not sys.platform.startswith("linux"):
         return measure(case, repeats, memory=False)
     ctx = multiprocessing.get_context("fork")
@@ -381,9 +430,7 @@ def render(cases: list[Case], results: list[dict], repeats: int, command: str, t
         "fwd+bwd = gradients of (out·g).sum(), g fixed, w.r.t. every input (scans: a and b).  ",
         "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same case. "
         "Seq/chunked = t(linear_recurrence_seq) / t(linear_recurrence) at equal L and mode.  ",
-        "Peak mem = growth of the resident set (VmHWM − VmRSS) during the first call at L, in a forked "
-        f"child per case, after a warm-up call at L = {WARMUP_L}: inputs excluded, output and temporaries "
-        "(autograd graph included) counted.",
+        mem_footnote("inputs excluded, output and temporaries (autograd graph included)"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -399,11 +446,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="PATTERN",
         help='run only the cases whose "family: variant" contains one of these (case-insensitive)',
     )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the cases run (default cpu)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be >= 1")
+    use_device(args.device)
     cases = build_cases(args.quick, args.cases)
     if not cases:
         parser.error(f"--cases {' '.join(args.cases)} matches no case")

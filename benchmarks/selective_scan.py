@@ -19,7 +19,7 @@ memory extrapolated linearly would pass ``SKIP_MEM_GIB``.
 
 Run (from the repository root; ``pip install mambapy`` for its rows, else they read "not installed")::
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/selective_scan.py [--quick] [--repeats R] [--out FILE.md]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/selective_scan.py [--quick] [--repeats R] [--device cuda] [--out FILE.md]
 
 ``--quick`` drops L = 16384 and uses R = 3.
 """
@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from math_core import DTYPE, SEED, Case, _fmt_ms, report_header, run_case  # noqa: E402
+from math_core import DTYPE, SEED, Case, _fmt_ms, mem_footnote, report_header, run_case, use_device  # noqa: E402
 
 from ssmforecast.math.scan import selective_scan, selective_scan_seq  # noqa: E402
 
@@ -164,7 +164,7 @@ def render(cases: list[Case], results: list[dict], repeats: int, command: str, t
         "(y·g).sum() w.r.t. u, Δ, A, B, C, D.  ",
         "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same row family; "
         "Time / ours and Mem / ours at equal mode and L.  ",
-        "Peak mem = growth of the resident set during the first call at L in a forked child (inputs excluded).",
+        mem_footnote("inputs excluded, output and temporaries (autograd graph included)"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -173,11 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="R = 3, L = 16384 dropped")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per case (default 5, 3 with --quick)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the cases run (default cpu)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be >= 1")
+    use_device(args.device)
     cases = build_cases(args.quick)
     command = shlex.join(["python", "benchmarks/selective_scan.py", *(sys.argv[1:] if argv is None else argv)])
     start = time.perf_counter()

@@ -122,6 +122,9 @@ class FitRecord:
         Epochs run (early stopping may end before ``max_epochs``).
     best_epoch : int
         The epoch (0-based) with the lowest validation loss, whose weights were kept.
+    val_losses : list of float
+        The validation loss after each epoch (the training loss, e.g. the normal negative
+        log-likelihood), so that the effect of another patience can be read off a run.
     """
 
     first_row: int
@@ -132,6 +135,7 @@ class FitRecord:
     seconds: float
     epochs: int
     best_epoch: int
+    val_losses: list = field(default_factory=list)
 
 
 @dataclass
@@ -211,6 +215,7 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
         seconds=seconds,
         epochs=len(losses),
         best_epoch=int(np.argmin(losses)),
+        val_losses=[float(v) for v in losses],
     )
 
 

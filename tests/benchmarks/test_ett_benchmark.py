@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ssmforecast.benchmarks import ett as bench
 from ssmforecast.datasets import evaluate_naive, load_ett, mse_mae, published, split, windows
@@ -53,7 +54,8 @@ def test_writes_table_csv_figure_and_run_record(tiny):
     assert (run.out / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     info = json.loads((run.out / "run.json").read_text())
     assert {"command", "seed", "lookback", "device", "torch", "seconds"} <= set(info)
-    assert info["seed"] == 0 and info["lookback"] == {"informer": L} and info["device"] == "cpu"
+    assert info["seed"] == 0 and info["lookback"] == {"informer": L}
+    assert info["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # --device auto, resolved
     assert "--lookback 24" in info["command"]
     csv = pd.read_csv(run.out / "results.csv")
     assert len(csv) == len(run.results) and set(csv.kind) == {"ours", "naive", "published"}

@@ -137,9 +137,10 @@ def test_update_without_params_equals_forecast_from_the_extended_history(fitted)
     # reference: normalise the last 48 points, run the module, map back
     ctx = ((new.to_numpy()[-48:] - f.y_mean_) / f.y_scale_)[None, :, None]  # (1, 48, 1)
     mu, sd = instance_stats(ctx)
+    device = next(f.module_.parameters()).device  # "auto": the GPU where there is one
     with torch.no_grad():
-        tok = torch.as_tensor(tokens((ctx - mu) / sd, 24, None), dtype=torch.float32)
-        out = f.module_(tok, torch.arange(1.0, 25.0)[None]).double().numpy()
+        tok = torch.as_tensor(tokens((ctx - mu) / sd, 24, None), dtype=torch.float32, device=device)
+        out = f.module_(tok, torch.arange(1.0, 25.0, device=device)[None]).double().cpu().numpy()
     expected = (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
     np.testing.assert_allclose(pred, expected, rtol=1e-6, atol=1e-6)
     assert len(f.context_[()]) == 48

@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks, run on every regressor this package exports."""
 
+import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import ssmforecast.estimators as est
@@ -18,8 +19,19 @@ REGRESSORS = [getattr(est, name)(**COMMON, **FAST[name]) for name in est.__all__
 
 # Checks that cannot apply, with the reason (also listed in docs/estimators.md).
 EXPECTED_FAILED_CHECKS: dict = {}
+# On a CUDA GPU (device="auto" picks it) in float32, cuBLAS chooses its matrix kernels by batch size:
+# MambaRegressor's predictions for a subset of rows then differ from those of the full batch by
+# ~3e-7 (seen on an H100), over the check's 1e-7. On the CPU the check runs and passes.
+GPU_FAILED_CHECKS = {
+    "MambaRegressor": {"check_methods_subset_invariance": "float32 GPU kernels depend on the batch size (~3e-7)"}
+}
 
 
-@parametrize_with_checks(REGRESSORS, expected_failed_checks=lambda e: EXPECTED_FAILED_CHECKS)
+def _expected_failed(estimator) -> dict:
+    gpu = GPU_FAILED_CHECKS.get(type(estimator).__name__, {}) if torch.cuda.is_available() else {}
+    return {**EXPECTED_FAILED_CHECKS, **gpu}
+
+
+@parametrize_with_checks(REGRESSORS, expected_failed_checks=_expected_failed)
 def test_sklearn_compatible_regressor(estimator, check):
     check(estimator)
