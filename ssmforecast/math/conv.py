@@ -51,8 +51,8 @@ class _FFTConv(torch.autograd.Function):
         gu = gK = None
         if ctx.needs_input_grad[0]:
             gu = _sum_to(torch.fft.irfft(g_f * K_f.conj(), n=n)[..., :L], u_shape)  # (..., H, L)
-        if ctx.needs_input_grad[1]:
-            gK = _sum_to(torch.fft.irfft(g_f * u_f.conj(), n=n)[..., :L_K], K_shape)  # (..., H, L_K)
+        if ctx.needs_input_grad[1]:  # the sum over broadcast axes taken on the spectra: one small iFFT
+            gK = torch.fft.irfft(_sum_to(g_f * u_f.conj(), K_shape[:-1] + (g_f.shape[-1],)), n=n)[..., :L_K]  # (..., H, L_K)
         return gu, gK, None
 
 
