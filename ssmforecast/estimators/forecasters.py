@@ -55,6 +55,8 @@ from ._windows import instance_stats, sliding_windows, tokens
 
 #: Training losses; "normal" trains a Gaussian head and enables intervals and quantiles.
 LOSSES = ("normal", "mse", "mae")
+#: How the SSM layers read their input over the gap before a token (``hold``).
+HOLDS = ("constant", "linear")
 #: Floor of the predicted standard deviation, in RevIN-normalised units.
 MIN_SIGMA = 1e-3
 _MTYPES = ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"]
@@ -73,19 +75,26 @@ class _ForecastNet(nn.Module):
         → (batch, k, C · P), P = 2 for the normal head, else 1. L may differ from the training
     context length (a history sampled at another rate covers the same time span in more tokens).
     The network is causal, so the first k outputs do not depend on how many mask tokens follow.
+
+    ``hold`` is how each SSM layer reads its input over the gap before a token: "constant" holds
+    the token's own value over the gap (zero-order hold: the Backbone as it is), "linear" the mean
+    of the linear interpolation between the previous token and this one, ½ (v_{k−1} + v_k), at the
+    input of every layer's SSM (see :func:`_linear_hold_backbone`).
     """
 
-    def __init__(self, backbone: Backbone, context_length: int, horizon: int, d_out: int):
+    def __init__(self, backbone: Backbone, context_length: int, horizon: int, d_out: int, hold: str = "constant"):
         super().__init__()
         self.backbone = backbone
         self.context_length, self.horizon, self.d_out = context_length, horizon, d_out
+        self.hold = hold
         self.head = nn.Linear(backbone.d_model, d_out)
         self.direct = nn.Linear(backbone.d_model, horizon * d_out)
 
     def forward(self, tokens: torch.Tensor, ahead: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
         H = self.horizon
         L = tokens.shape[1] - ahead.shape[1]  # observed tokens: context_length, or the tokens of its time span
-        z = self.backbone(tokens, dt)  # (batch, L+k, d_model)
+        linear = getattr(self, "hold", "constant") == "linear"  # networks pickled before ``hold``: constant
+        z = _linear_hold_backbone(self.backbone, tokens, dt) if linear else self.backbone(tokens, dt)  # (batch, L+k, d_model)
         W = self.direct(z[:, L - 1]).unflatten(-1, (H, self.d_out))  # (batch, H, C·P): W_1 z_L … W_H z_L
         pos = (ahead - 1).clamp(0, H - 1)  # (batch, k) fractional index into 1…H
         i0 = pos.floor().long()
@@ -93,6 +102,30 @@ class _ForecastNet(nn.Module):
         w = (pos - i0.to(pos.dtype)).unsqueeze(-1)  # (batch, k, 1)
         pick = lambda i: W.gather(1, i.unsqueeze(-1).expand(-1, -1, self.d_out))  # noqa: E731  (batch, k, C·P)
         return self.head(z[:, L:]) + (1 - w) * pick(i0) + w * pick(i1)  # (batch, k, C·P)
+
+
+def _interval_means(v: torch.Tensor) -> torch.Tensor:
+    """v (batch, L, H) → ½ (v_{k−1} + v_k) along the sequence (v_0 for the first token): the mean,
+    over the gap before each token, of the linear interpolation between consecutive tokens."""
+    return torch.cat([v[:, :1], 0.5 * (v[:, 1:] + v[:, :-1])], dim=1)
+
+
+def _linear_hold_backbone(backbone: Backbone, u: torch.Tensor, dt: torch.Tensor | None) -> torch.Tensor:
+    """``backbone(u, dt)`` with a linear hold: u (batch, L, d_input) → (batch, L, d_model).
+
+    The same blocks, weights and residual stream, except that each block's sequence layer reads,
+    at token k, the interval mean ½ (v_{k−1} + v_k) of its (normalised) input v instead of v_k.
+    Under zero-order hold a token's value stands for the whole gap before it, so the state that a
+    layer integrates lags the signal by half a step; the interval mean integrates the piecewise-linear
+    path between the observations (the midpoint rule: second-order accurate in the step), so the
+    state depends far less on how finely the same path was sampled. Causal: token k reads tokens
+    ≤ k only.
+    """
+    x = backbone.encoder(u)  # (batch, L, H)
+    for block in backbone.blocks:
+        x = x + block._drop(block.layer(_interval_means(block.norm(x)), dt))  # (batch, L, H)
+        x = block._feed_forward(x)
+    return backbone.head(backbone.norm(x))  # (batch, L, d_model): the backbone is built without d_output
 
 
 def _softplus(x):
@@ -199,6 +232,7 @@ class _SSMForecaster(BaseForecaster):
         "context_length": [Interval(Integral, 1, None, closed="left")],
         "horizon": [Interval(Integral, 1, None, closed="left"), None],
         "time_unit": [None, str, Real, pd.Timedelta],  # checked against the index kind in fit
+        "hold": [StrOptions(set(HOLDS)), None],
         "revin": ["boolean"],
         **SHARED_CONSTRAINTS,
         "loss": [StrOptions(set(LOSSES))],
@@ -210,6 +244,7 @@ class _SSMForecaster(BaseForecaster):
         context_length=96,
         horizon=None,
         time_unit=None,
+        hold=None,
         revin=True,
         d_model=32,
         n_layers=2,
@@ -235,6 +270,7 @@ class _SSMForecaster(BaseForecaster):
         self.context_length = context_length
         self.horizon = horizon
         self.time_unit = time_unit
+        self.hold = hold
         self.revin = revin
         self.d_model = d_model
         self.n_layers = n_layers
@@ -400,11 +436,14 @@ class _SSMForecaster(BaseForecaster):
         self.y_mean_, self.y_scale_ = values[:, :C].mean(axis=0), safe_scale(values[:, :C].std(axis=0))
         self.x_mean_, self.x_scale_ = values[:, C:].mean(axis=0), safe_scale(values[:, C:].std(axis=0))
         inputs, targets = self._windows(series)
+        regular = len(inputs) == 2  # every training step is one time unit
+        # irregular steps: the linear hold by default (measured better; docs/time.md)
+        self.hold_ = self.hold if self.hold is not None else ("constant" if regular else "linear")
         n_params = 2 if self.loss == "normal" else 1
         d_input = C + 1 + len(self.exog_names_)
         self.module_, self.history_ = fit_network(
             self,
-            lambda: _ForecastNet(build_backbone(self, d_input, None), L, H, C * n_params),
+            lambda: _ForecastNet(build_backbone(self, d_input, None), L, H, C * n_params, self.hold_),
             inputs,
             targets,
             _HeadLoss(self.loss, C),
@@ -412,7 +451,7 @@ class _SSMForecaster(BaseForecaster):
         # a model trained on regular steps keeps the time span of its training context (exactly
         # context_length rows at the training rate), so that a history sampled at another rate
         # covers the same span (zero-shot resampling); otherwise the last context_length rows
-        self._span_context = len(inputs) == 2 and self._unit not in (ROWS, "calendar")
+        self._span_context = regular and self._unit not in (ROWS, "calendar")
         self.context_ = {key: self._keep_context(rows) for key, rows in series if len(rows) >= L}
         return self
 
@@ -670,6 +709,13 @@ _PARAMS_DOC = f"""
         training index (an hourly series: one hour, so dt = 1 everywhere). A duration such as
         "30min" for a DatetimeIndex, a number for an integer or period index. "rows" ignores
         the time stamps (dt = 1; the j-th absolute forecast time asked for is the j-th next row).
+    hold : {{"constant", "linear"}} or None, default=None
+        How each SSM layer reads its input over the gap before a token (docs/time.md).
+        "constant": the token's own value over the whole gap (zero-order hold). "linear": the
+        mean of the linear interpolation between the previous token and this one, which makes the
+        state far less dependent on the sampling rate (a model fitted on hourly data forecasts
+        better from a 30-minute or 2-hour history). None: "linear" when the training steps are
+        irregular, else "constant" (a regular series is then fitted exactly as without time stamps).
     revin : bool, default=True
         Normalise each window by the mean and standard deviation of its own context (RevIN).
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
@@ -688,6 +734,8 @@ _PARAMS_DOC = f"""
         fine-tuning epochs of ``update`` are appended.
     horizon_ : int
         The horizon H the network answers, in time units.
+    hold_ : {{"constant", "linear"}}
+        The hold in use (``hold``, or the one chosen for None).
     time_unit_ : pandas.Timedelta, float, str or pandas offset
         The time unit in use: a Timedelta (datetime index), a number (integer or period index),
         "rows", or the calendar frequency of a monthly, weekly, … index (read one step per period).

@@ -12,6 +12,8 @@ from sktime.forecasting.base import ForecastingHorizon
 from ssmforecast import MambaForecaster, S4DForecaster
 from ssmforecast.estimators._time import InSampleForecastError
 from ssmforecast.estimators._windows import instance_stats, tokens
+from ssmforecast.estimators.forecasters import HOLDS, _ForecastNet, _interval_means, _linear_hold_backbone
+from ssmforecast.nn import Backbone
 from ssmforecast.nn import S4DLayer
 
 SMALL = {"d_model": 16, "n_layers": 1, "d_state": 8, "batch_size": 64, "random_state": 0}
@@ -78,6 +80,7 @@ def test_a_regular_series_behaves_exactly_as_without_time_stamps():
     b = S4DForecaster(**kw).fit(rows)
     c = S4DForecaster(time_unit="1h", **kw).fit(hourly)
     assert a.time_unit_ == pd.Timedelta("1h") and b.time_unit_ == 1.0
+    assert a.hold_ == b.hold_ == c.hold_ == "constant"  # the default hold on regular steps: the Backbone as it is
     pa, pb, pc = (f.predict(fh=[1, 3, 6]).to_numpy() for f in (a, b, c))
     np.testing.assert_array_equal(pa, pb)
     np.testing.assert_array_equal(pa, pc)
@@ -117,12 +120,13 @@ def test_query_tokens_are_placed_at_the_query_times(irregular_fit):
     mu, sd = instance_stats(values)
     gaps = np.diff(ctx.index.as_unit("ns").asi8) / pd.Timedelta("1h").value
     dt = np.concatenate([[1.0], gaps, [1.5, 2.5]])[None]
+    device = next(f.module_.parameters()).device  # "auto": the GPU where there is one
     with torch.no_grad():
         out = f.module_(
-            torch.tensor(tokens((values - mu) / sd, 2, None), dtype=torch.float32),
-            torch.tensor([[1.5, 4.0]]),
-            torch.tensor(dt, dtype=torch.float32),
-        ).double().numpy()
+            torch.tensor(tokens((values - mu) / sd, 2, None), dtype=torch.float32, device=device),
+            torch.tensor([[1.5, 4.0]], device=device),
+            torch.tensor(dt, dtype=torch.float32, device=device),
+        ).double().cpu().numpy()
     expected = (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
     np.testing.assert_allclose(pred, expected, rtol=1e-5, atol=1e-6)
 
@@ -145,6 +149,92 @@ def test_time_unit_rows_ignores_the_time_stamps():
     q = ForecastingHorizon(pd.DatetimeIndex([y.index[-1] + pd.Timedelta(h, unit="h") for h in (3, 10)]), is_relative=False)
     # the j-th time asked for is read as the j-th next row
     np.testing.assert_allclose(f.predict(fh=q).to_numpy(), g.predict(fh=[1, 2]).to_numpy(), rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- the hold
+
+
+def test_hold_defaults_to_linear_on_irregular_steps_only():
+    y = irregular(300, 0.6, 3)
+    kw = dict(context_length=16, horizon=4, max_epochs=1, **SMALL)
+    assert S4DForecaster(**kw).fit(y).hold_ == "linear"
+    assert S4DForecaster(time_unit="rows", **kw).fit(y).hold_ == "constant"  # every step one unit
+    hourly = pd.Series(irregular(200, 1.0, 3).to_numpy(), index=pd.date_range("2022-01-01", periods=200, freq="h"))
+    assert S4DForecaster(**kw).fit(hourly).hold_ == "constant"
+    linear = S4DForecaster(hold="linear", **kw).fit(hourly)
+    assert linear.hold_ == "linear" and linear.module_.hold == "linear"
+    assert S4DForecaster(hold="constant", **kw).fit(y).hold_ == "constant"
+
+
+@pytest.mark.parametrize("hold", ["cubic", "", 1])
+def test_hold_is_validated_in_fit(hold):
+    f = S4DForecaster(context_length=16, horizon=4, max_epochs=1, hold=hold, **SMALL)
+    assert f.get_params()["hold"] == hold  # stored unchanged
+    with pytest.raises(ValueError, match="hold"):
+        f.fit(irregular(200, 0.6, 0))
+
+
+def test_fit_with_the_linear_hold_is_reproducible():
+    y = irregular(300, 0.6, 4)
+    kw = dict(context_length=16, horizon=4, max_epochs=2, **SMALL)
+    q = ForecastingHorizon(pd.DatetimeIndex([y.index[-1] + pd.Timedelta("90min"), y.index[-1] + pd.Timedelta("4h")]), is_relative=False)
+    a, b = (S4DForecaster(hold="linear", **kw).fit(y).predict(fh=q).to_numpy() for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layer", ["s4d", "mamba"])
+def test_linear_hold_network_is_causal_and_reads_interval_means(layer):
+    """Token k's output depends on tokens ≤ k only; the features are the block's layer run by hand
+    on ½ (v_{k−1} + v_k) of its normalised input; switching the hold changes the forecast."""
+    torch.manual_seed(0)
+    net = _ForecastNet(Backbone(3, 8, 1, layer=layer, layer_kwargs={"d_state": 4}), 12, 4, 1, hold="linear").double()
+    net.eval()
+    u = torch.randn(2, 16, 3, dtype=torch.float64)
+    dt = torch.rand(2, 16, dtype=torch.float64) + 0.5
+    ahead = torch.cumsum(dt[:, 12:], dim=1)
+    with torch.no_grad():
+        out = net(u, ahead, dt)  # (2, 4, 1): the mask tokens 12 … 15
+        changed = u.clone()
+        changed[:, 14] += 1.0
+        out2 = net(changed, ahead, dt)
+        bb, block = net.backbone, net.backbone.blocks[0]
+        x = bb.encoder(u)
+        manual = bb.norm(x + block.layer(_interval_means(block.norm(x)), dt))
+        features = _linear_hold_backbone(bb, u, dt)
+        net.hold = "constant"
+        constant = net(u, ahead, dt)
+    torch.testing.assert_close(out2[:, :2], out[:, :2], rtol=0, atol=0)
+    assert not torch.allclose(out2[:, 2], out[:, 2])
+    torch.testing.assert_close(features, manual, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(out, constant)
+
+
+def test_linear_hold_integrates_a_smooth_input_nearly_independently_of_the_sampling_rate():
+    """An S4D SSM (D = 0, Δ = 0.03: inside the initial range) driven by sin(0.7 t): at the whole
+    times, its output from samples 1 apart lies 4× closer to the output from samples 0.5 apart, and
+    5× closer to a fine reference (samples 1/64 apart), with the interval means ½ (u_{k−1} + u_k)
+    than with the samples themselves (zero-order hold: measured 0.25× and 0.16×)."""
+    torch.manual_seed(0)
+    layer = S4DLayer(1, d_state=8, discretization="zoh").double()
+    with torch.no_grad():
+        layer.log_dt.fill_(np.log(0.03))
+        layer.D.zero_()
+
+    def run(h, linear):
+        t = np.arange(0.0, 48.0 + h / 2, h)
+        u = torch.tensor(np.sin(0.7 * t))[None, :, None]  # (1, L, 1)
+        if linear:
+            u = _interval_means(u)
+        dt = torch.full((1, len(t)), h, dtype=torch.float64)
+        with torch.no_grad():
+            y = layer._scan(u.transpose(1, 2), dt)[0, 0].numpy()
+        return y[:: int(round(1 / h))]  # at the whole times 0, 1, …, 48
+
+    fine = run(1 / 64, True)
+    err = {linear: np.abs(run(1.0, linear)[8:] - fine[8:]).max() for linear in (False, True)}
+    gap = {linear: np.abs(run(1.0, linear)[8:] - run(0.5, linear)[8:]).max() for linear in (False, True)}
+    assert err[True] < 0.2 * err[False], err
+    assert gap[True] < 0.3 * gap[False], gap
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -183,8 +273,11 @@ def test_mixed_time_zones_are_rejected():
 @pytest.mark.slow
 def test_dt_aware_model_beats_row_numbers_on_an_irregularly_sampled_process():
     """40% of an hourly grid dropped at random; forecast the next 3 observations at their true
-    times from 30+ test origins, averaged over 3 seeds: the Δ-aware S4D forecaster's MSE is below
-    half that of the same forecaster fed row numbers (time_unit="rows"), at the same budget."""
+    times from 30+ test origins, averaged over 3 seeds: the Δ-aware S4D forecaster's MSE (linear
+    hold, the default on irregular steps; measured 0.024) is below half that of the same
+    forecaster fed row numbers (time_unit="rows"; measured 0.35), at the same budget. Linear
+    interpolation to the hourly grid + the regular forecaster is still better at this budget
+    (measured 0.011; docs/time.md)."""
     errors = {None: [], "rows": []}
     for seed in range(3):
         y = irregular(1400, 0.6, seed)
@@ -212,35 +305,68 @@ def test_multivariate_series_with_entries_missing_per_column_is_rejected():
     pd.testing.assert_frame_equal(y, before)
 
 
-def test_zero_shot_resampling_uses_the_real_time_between_samples():
-    """Trained on an hourly series, forecast from a half-hourly history without refitting: the
-    kept context spans the training context's 48 hours (96 samples, dt = 0.5), and the forecasts
-    are far better than those from the same samples fed as if they were hourly (dt = 1).
-    (The issue's target, within 20% of the native-rate error, is not met: see docs/time.md.)"""
-    signal = lambda h: np.sin(2 * np.pi * h / 24) + 0.6 * np.sin(2 * np.pi * h / 9.7 + 1.0)  # noqa: E731
-    stamp = lambda h: pd.Timestamp("2022-01-01") + pd.to_timedelta(h, unit="h")  # noqa: E731
+def _sinusoids(h):
+    return np.sin(2 * np.pi * h / 24) + 0.6 * np.sin(2 * np.pi * h / 9.7 + 1.0)
+
+
+def _stamp(h):
+    return pd.Timestamp("2022-01-01") + pd.to_timedelta(h, unit="h")
+
+
+def _resampling_errors(seed: int, hold=None, rates=(0.5,)) -> tuple[dict, dict]:
+    """S4D fitted on 1,000 hours of the hourly sum of sinusoids, then, without refitting, asked
+    for the next 12 hours from 15 origins given the last 48 hours sampled hourly ("native"), every
+    r hours ("x{r}") and, for r = 0.5, the last 48 half-hourly samples read as if hourly
+    → (MSE by history, number of context rows kept by history)."""
     hours = np.arange(1200)
-    y = pd.Series(signal(hours), index=stamp(hours), name="v")
+    y = pd.Series(_sinusoids(hours), index=_stamp(hours), name="v")
     f = S4DForecaster(context_length=48, horizon=12, d_model=16, n_layers=2, d_state=16, max_epochs=10, lr=1e-2,
-                      loss="mse", batch_size=64, random_state=0).fit(y.iloc[:1000])
-    errors = {"native": [], "half-hourly": [], "half-hourly read as hourly": []}
-    kept = {}
+                      loss="mse", batch_size=64, random_state=seed, hold=hold).fit(y.iloc[:1000])
+    errors, kept = {}, {}
     for origin in range(1000, 1180, 12):
         queries, truth = y.index[origin : origin + 12], y.iloc[origin : origin + 12].to_numpy()
-        half = (origin - 1) - 0.5 * np.arange(95, -1, -1)  # 96 samples, 30 min apart, ending at the last hour
-        histories = {
-            "native": y.iloc[origin - 48 : origin],
-            "half-hourly": pd.Series(signal(half), index=stamp(half), name="v"),
-            "half-hourly read as hourly": pd.Series(signal(half)[-48:], index=y.index[origin - 48 : origin], name="v"),
-        }
+        histories = {"native": y.iloc[origin - 48 : origin]}
+        for r in rates:
+            h = (origin - 1) - r * np.arange(int(round(48 / r)) - 1, -1, -1)  # 48 hours, r apart, ending at the last hour
+            histories[f"x{r}"] = pd.Series(_sinusoids(h), index=_stamp(h), name="v")
+        if 0.5 in rates:
+            values = histories["x0.5"].to_numpy()[-48:]
+            histories["x0.5 read as hourly"] = pd.Series(values, index=y.index[origin - 48 : origin], name="v")
         for name, history in histories.items():
             g = copy.deepcopy(f)
             g.context_ = {(): g.context_[()].iloc[:0]}
             g.update(history, update_params=False)
             kept[name] = len(g.context_[()])
             pred = g.predict(fh=ForecastingHorizon(queries, is_relative=False)).to_numpy()
-            errors[name].append(np.mean((pred - truth) ** 2))
-    mse = {name: np.mean(e) for name, e in errors.items()}
-    assert kept == {"native": 48, "half-hourly": 96, "half-hourly read as hourly": 48}
-    assert mse["half-hourly"] < 0.05 * mse["half-hourly read as hourly"], mse
-    assert mse["native"] < 0.01 * y.var(), mse
+            errors.setdefault(name, []).append(np.mean((pred - truth) ** 2))
+    return {name: float(np.mean(e)) for name, e in errors.items()}, kept
+
+
+def test_zero_shot_resampling_uses_the_real_time_between_samples():
+    """Trained on an hourly series, forecast from a half-hourly history without refitting: the
+    kept context spans the training context's 48 hours (96 samples, dt = 0.5), and the forecasts
+    are far better than those from the same samples fed as if they were hourly (dt = 1).
+    (How close to the native-rate error: the slow test below and docs/time.md.)"""
+    mse, kept = _resampling_errors(0)
+    assert kept == {"native": 48, "x0.5": 96, "x0.5 read as hourly": 48}
+    assert mse["x0.5"] < 0.05 * mse["x0.5 read as hourly"], mse
+    assert mse["native"] < 0.01 * np.var(_sinusoids(np.arange(1200))), mse
+
+
+@pytest.mark.slow
+def test_linear_hold_makes_zero_shot_resampling_nearly_rate_independent():
+    """As above (S4D fitted on hourly data, 10 epochs, no refitting), from a half-hourly and a
+    2-hourly history of the same 48 hours; MSE means over seeds 0, 1, 2.
+
+    With ``hold="linear"`` the half-hourly MSE is within 1.6× the native-rate MSE (measured
+    1.36×: 0.0026 against 0.0019), less than half the zero-order hold's half-hourly MSE
+    (measured 0.0090, 4.7× its native MSE), and the 2-hourly MSE less than half the zero-order
+    hold's (measured 0.0081 against 0.0279). The issue's target, within 1.2× of native, is not
+    met (docs/time.md)."""
+    runs = {hold: [_resampling_errors(seed, hold, rates=(0.5, 2.0))[0] for seed in range(3)] for hold in HOLDS}
+    mse = {hold: {name: np.mean([r[name] for r in rs]) for name in rs[0]} for hold, rs in runs.items()}
+    linear, constant = mse["linear"], mse["constant"]
+    assert linear["x0.5"] < 1.6 * linear["native"], mse
+    assert linear["x0.5"] < 0.5 * constant["x0.5"], mse
+    assert linear["x2.0"] < 0.5 * constant["x2.0"], mse
+    assert linear["x0.5"] < 0.05 * linear["x0.5 read as hourly"], mse
