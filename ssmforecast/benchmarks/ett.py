@@ -71,28 +71,38 @@ INTERVAL_Z = 1.2816
 
 #: The default ("full") configuration of every model. Loss chosen on ETTh1 S, H = 24 by the
 #: validation MSE only (docs/benchmark.md); early stopping on the val split after ``patience``
-#: epochs without improvement of the validation loss, best epoch restored.
+#: epochs without improvement of the validation loss, best epoch restored (0: at the first epoch
+#: that does not improve it). Features M and MS override the patience (:data:`FEATURE_CONFIG`).
 FULL_CONFIG = {
     "d_model": 64,
     "n_layers": 2,
     "d_state": None,
     "dropout": 0.0,
     "max_epochs": 10,
-    "patience": 3,
+    "patience": 0,
     "batch_size": 64,
     "lr": 3e-3,
     "loss": "normal",
 }
 
+#: Full-mode settings by features, over :data:`FULL_CONFIG`, chosen on the validation losses of
+#: every epoch (``val_losses`` in run.json): on S (ETTh1 and ETTh2, all horizons) each fit's best
+#: epoch was followed by a worse one, so patience 0 keeps exactly the epochs patience 3 kept, at
+#: half the epochs; on M the ETTh2 validation loss rose and fell again (best after a worse epoch),
+#: so M and MS keep patience 3.
+FEATURE_CONFIG = {"S": {}, "M": {"patience": 3}, "MS": {"patience": 3}}
+
 #: ``--quick``: one setting, two horizons, small models, few epochs; about 5 minutes on 2 CPU cores.
 QUICK = {"data": ["ETTh1"], "protocol": ["informer"], "features": ["S"], "horizons": [24, 168], "models": ["s4d", "mamba"]}
 QUICK_CONFIG = {
-    "s4": {**FULL_CONFIG, "d_model": 32, "n_layers": 2, "max_epochs": 3, "batch_size": 128},
-    "s4d": {**FULL_CONFIG, "d_model": 32, "n_layers": 2, "max_epochs": 3, "batch_size": 128},
-    "mamba": {**FULL_CONFIG, "d_model": 16, "n_layers": 1, "max_epochs": 1, "batch_size": 128},
+    "s4": {**FULL_CONFIG, "d_model": 32, "n_layers": 2, "max_epochs": 3, "patience": 3, "batch_size": 128},
+    "s4d": {**FULL_CONFIG, "d_model": 32, "n_layers": 2, "max_epochs": 3, "patience": 3, "batch_size": 128},
+    "mamba": {**FULL_CONFIG, "d_model": 16, "n_layers": 1, "max_epochs": 1, "patience": 3, "batch_size": 128},
 }
 
 PROTOCOL_NAMES = {"informer": "Informer", "ltsf": "LTSF"}
+#: ``--channels``: M as one model over all channels, or one shared univariate model per channel.
+CHANNELS = ("mixed", "independent")
 
 #: Published columns of the Markdown table: (source key in SOURCES, model name in published()).
 PUBLISHED_COLUMNS = (("informer", "Informer"), ("s4", "S4"), ("dlinear", "DLinear"), ("patchtst", "PatchTST/42"))
@@ -187,21 +197,46 @@ def make_forecaster(model: str, config: dict, lookback: int, horizon: int, seed:
     return MODELS[model](context_length=lookback, horizon=horizon, random_state=seed, device=device, **config)
 
 
-def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon: int) -> FitRecord:
+def channel_panel(panel: pd.DataFrame) -> pd.DataFrame:
+    """A multivariate protocol panel as univariate series, one per (segment, channel): rows
+    (F · (T_train + T_val), 1), levels ``segment``, ``channel``, time; column ``value``. One
+    forecaster fitted on it is *channel-independent*: the same weights for every channel, each
+    window seeing one channel only (as DLinear's "individual=False" and PatchTST do)."""
+    long = panel.stack().rename("value")  # (segment, time, channel)
+    long.index = long.index.set_names("channel", level=-1)
+    long = long.reorder_levels([0, 2, 1]).sort_index(level=[0, 1], sort_remaining=False, kind="stable")
+    return long.to_frame()
+
+
+def _independent(channels: str, splits: Splits) -> bool:
+    """Whether channel-independent training applies: ``channels="independent"`` on features M."""
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {', '.join(map(repr, CHANNELS))}; got {channels!r}")
+    if channels == "independent" and splits.features == "MS":
+        raise ValueError("channels='independent' needs features M (MS forecasts OT from all 7 columns)")
+    return channels == "independent" and len(splits.columns) > 1
+
+
+def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon: int, channels: str = "mixed") -> FitRecord:
     """Fit on the protocol's train windows, early-stopping on its val windows; never a test row.
 
     The panel of :func:`protocol_panel` is passed to ``fit`` with ``validation_fraction`` =
     (n_val − ½) / (n_train + n_val): the loop holds out the last ⌈fraction · n⌉ = n_val windows
     in forecast-origin order, which are exactly the val segment's windows (module docstring).
+    With ``channels="independent"`` (features M) the panel is :func:`channel_panel`'s, F times as
+    many windows of one channel each; the val windows are again the last F · n_val by origin.
     """
     L = splits.lookback
-    n_train = n_windows(len(splits.train), L, horizon)
-    n_val = n_windows(len(splits.val), L, horizon)
+    F = len(splits.columns) if _independent(channels, splits) else 1
+    n_train = F * n_windows(len(splits.train), L, horizon)
+    n_val = F * n_windows(len(splits.val), L, horizon)
     # the loop holds out ⌈fraction · n⌉ windows; n_val / n itself can round up to n_val + 1
     # (e.g. L = 96, H = 48: 2834 instead of 2833), so aim half a window lower
     fraction = (n_val - 0.5) / (n_train + n_val)
     forecaster.set_params(context_length=L, horizon=horizon, validation_fraction=fraction)
     y = protocol_panel(splits, index)
+    if F > 1:
+        y = channel_panel(y)
     start = time.perf_counter()
     forecaster.fit(y)
     seconds = time.perf_counter() - start
@@ -219,8 +254,9 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
     )
 
 
-def forecast_segment(forecaster, splits: Splits, segment: np.ndarray, horizon: int):
-    """Forecast every stride-1 window of a segment in one batched call.
+def forecast_segment(forecaster, splits: Splits, segment: np.ndarray, horizon: int, channels: str = "mixed"):
+    """Forecast every stride-1 window of a segment in one batched call (with ``channels=
+    "independent"``, each window's F channels as F univariate windows).
 
     Returns
     -------
@@ -234,7 +270,12 @@ def forecast_segment(forecaster, splits: Splits, segment: np.ndarray, horizon: i
     """
     X, Y = windows(segment, splits.lookback, horizon, splits.target_index)  # (n, L, F), (n, H, C)
     start = time.perf_counter()
-    mean, std = forecaster.predict_windows(X)  # (n, H, F): the model's targets are all F columns
+    if _independent(channels, splits):
+        n, _, F = X.shape
+        mean, std = forecaster.predict_windows(X.transpose(0, 2, 1).reshape(n * F, -1, 1))  # (n·F, H, 1)
+        mean, std = (a.reshape(n, F, -1).transpose(0, 2, 1) for a in (mean, std))  # (n, H, F)
+    else:
+        mean, std = forecaster.predict_windows(X)  # (n, H, F): the model's targets are all F columns
     seconds = time.perf_counter() - start
     scored = splits.target_index
     return mean[..., scored], std[..., scored], Y, X[..., scored], seconds
@@ -313,6 +354,7 @@ def run_setting(
     *,
     keep_predictions: bool = False,
     log=None,
+    channels: str = "mixed",
 ) -> tuple[list[dict], dict, dict, list[_Sample]]:
     """Naive, published and our models for one (file, protocol, features) at each horizon.
 
@@ -327,10 +369,10 @@ def run_setting(
         for model in models:
             key = (name, protocol, features, H, model)
             forecaster = make_forecaster(model, configs[model], lookback, H, seed, device)
-            fit = fit_forecaster(forecaster, splits, df.index, H)
-            val_mean, _, val_truth, _, _ = forecast_segment(forecaster, splits, splits.val, H)
+            fit = fit_forecaster(forecaster, splits, df.index, H, channels)
+            val_mean, _, val_truth, _, _ = forecast_segment(forecaster, splits, splits.val, H, channels)
             val_mse, _ = mse_mae(val_mean, val_truth)
-            mean, std, truth, context, seconds = forecast_segment(forecaster, splits, splits.test, H)
+            mean, std, truth, context, seconds = forecast_segment(forecaster, splits, splits.test, H, channels)
             mse, mae = mse_mae(mean, truth)
             inside = np.abs(truth - mean) <= INTERVAL_Z * std  # (n, H, C); all False where std is NaN
             coverage = float(inside.mean()) if np.isfinite(std).all() else np.nan
@@ -340,7 +382,7 @@ def run_setting(
                     source=model, lookback=lookback, mse=mse, mae=mae, n_windows=len(truth), val_mse=val_mse,
                     coverage80=coverage, train_s=fit.seconds, epochs=fit.epochs, best_epoch=fit.best_epoch,
                     windows_per_s=len(truth) / seconds, n_params=count_parameters(forecaster),
-                    note=f"loss={configs[model]['loss']}",
+                    note=f"loss={configs[model]['loss']}" + (", channels=independent" if _independent(channels, splits) else ""),
                 )  # fmt: skip
             )
             fits[key] = fit
@@ -497,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"learning rate (default {FULL_CONFIG['lr']})")
     p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']})")
     p.add_argument("--loss", choices=["normal", "mse", "mae"], help=f"training loss (default {FULL_CONFIG['loss']})")
+    p.add_argument(
+        "--channels", choices=CHANNELS, default="mixed",
+        help="features M: one model over all 7 channels (mixed, default) or one shared univariate model per channel (independent)",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="training device (default auto)")
     p.add_argument("--seed", type=int, default=0, help="random_state of every model (default 0)")
     p.add_argument("--data-dir", help="folder with ETTh1.csv/ETTh2.csv (default: the cache, downloading once)")
@@ -510,14 +556,15 @@ def _quick_text() -> str:
     return f"ETTh1 S, Informer protocol, H = {' and '.join(map(str, QUICK['horizons']))}; {models}"
 
 
-def _configs(args, models: list[str]) -> dict:
+def _configs(args, models: list[str], features: str = "S") -> dict:
     overrides = {
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    base = QUICK_CONFIG if args.quick else dict.fromkeys(MODELS, FULL_CONFIG)
-    return {m: {**base.get(m, FULL_CONFIG), **overrides} for m in models}
+    full = {**FULL_CONFIG, **FEATURE_CONFIG[features]}
+    base = QUICK_CONFIG if args.quick else dict.fromkeys(MODELS, full)
+    return {m: {**base.get(m, full), **overrides} for m in models}
 
 
 def _device(requested: str, parser: argparse.ArgumentParser) -> str:
@@ -553,7 +600,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         parser.error("--horizons must be positive integers")
     if args.lookback is not None and args.lookback < 1:
         parser.error("--lookback must be a positive integer")
-    configs = _configs(args, models)
+    configs = {feat: _configs(args, models, feat) for feat in features}
     device = _device(args.device, parser)
     out = Path(args.out) if args.out else Path("benchmarks") / "results" / datetime.datetime.now().strftime("ett-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -570,8 +617,8 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
             lookbacks[protocol] = lookback
             for feat in features:
                 r, f, p, s = run_setting(
-                    df, name, protocol, feat, horizon_list, models, lookback, configs, args.seed, device,
-                    keep_predictions=keep_predictions, log=log,
+                    df, name, protocol, feat, horizon_list, models, lookback, configs[feat], args.seed, device,
+                    keep_predictions=keep_predictions, log=log, channels=args.channels,
                 )  # fmt: skip
                 rows += r
                 fits.update(f)
@@ -610,7 +657,9 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         "data_dir": args.data_dir,
         "protocols": protocols,
         "features": features,
-        "models": {m: configs[m] for m in models},
+        "channels": args.channels,
+        "models": {m: configs[features[0]][m] for m in models},  # the first features' (see "configs")
+        "configs": configs,
         "fits": {" ".join(map(str, k)): asdict(v) for k, v in fits.items()},
         "started": started_at,
         "seconds": round(time.perf_counter() - started, 1),

@@ -122,5 +122,80 @@ def test_quick_and_full_configurations():
     assert set(quick) == {"s4d", "mamba"} and all(c["max_epochs"] <= 3 for c in quick.values())
     full = bench._configs(parser.parse_args(["--epochs", "5", "--loss", "mse"]), ["s4"])
     assert full["s4"] == {**bench.FULL_CONFIG, "max_epochs": 5, "loss": "mse"}
+    # patience by features (chosen on the val curves): 0 on S, 3 on M; an explicit option wins
+    assert bench._configs(parser.parse_args([]), ["s4d"], "S")["s4d"]["patience"] == 0
+    assert bench._configs(parser.parse_args([]), ["s4d"], "M")["s4d"]["patience"] == 3
+    assert bench._configs(parser.parse_args(["--patience", "1"]), ["s4d"], "M")["s4d"]["patience"] == 1
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "ETTm1"])
+
+
+def test_channel_panel_is_one_univariate_series_per_segment_and_channel():
+    index = pd.date_range("2020-01-01", periods=5, freq="h", name="date")
+    panel = pd.concat(
+        {"train": pd.DataFrame({"a": np.arange(3.0), "b": 10 + np.arange(3.0)}, index=index[:3]),
+         "val": pd.DataFrame({"a": np.arange(3.0, 5.0), "b": 13 + np.arange(2.0)}, index=index[3:])},
+        names=["segment", "date"],
+    )  # fmt: skip
+    long = bench.channel_panel(panel)
+    assert list(long.columns) == ["value"] and long.index.names == ["segment", "channel", "date"]
+    assert long.loc[("train", "b")]["value"].tolist() == [10.0, 11.0, 12.0]
+    assert long.loc[("val", "a")].index.tolist() == list(index[3:])
+    assert len(long) == panel.size
+
+
+def test_channel_independent_m_run_fits_one_univariate_model_on_all_channels(ett_dir, tmp_path):
+    """features M with --channels independent: one forecaster of one target column, trained on the
+    7 channels' train windows and early-stopped on exactly their val windows; every test window of
+    every channel scored; and the val split never leaks into the train windows."""
+    seen = {"fit": [], "split": []}
+    fit, split_validation = S4DForecaster.fit, _loop.split_validation
+
+    def recording_fit(self, y, X=None, fh=None):
+        seen["fit"].append(y.copy())
+        return fit(self, y, X=X, fh=fh)
+
+    def recording_split(n_samples, validation_fraction):
+        n_train = split_validation(n_samples, validation_fraction)
+        seen["split"].append((n_samples, n_train))
+        return n_train
+
+    args = ["--data", "ETTh1", "--protocol", "ltsf", "--features", "M", "--horizons", str(H), "--models", "s4d",
+            "--lookback", str(L), "--epochs", "1", "--d-model", "8", "--n-layers", "1", "--batch-size", "512",
+            "--channels", "independent", "--device", "cpu"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(S4DForecaster, "fit", recording_fit)
+        mp.setattr(_loop, "split_validation", recording_split)
+        run = bench.main([*args, "--data-dir", str(ett_dir), "--out", str(tmp_path)], keep_predictions=True)
+    (y,) = seen["fit"]
+    assert list(y.columns) == ["value"] and y.index.get_level_values("channel").nunique() == 7
+    n_train, n_val = 7 * (12 * 720 - L - H + 1), 7 * (2881 - H)
+    assert seen["split"] == [(n_train + n_val, n_train)]
+    key = ("ETTh1", "ltsf", "M", H, "s4d")
+    assert (run.fits[key].n_train_windows, run.fits[key].n_val_windows) == (n_train, n_val)
+    mean, std = run.predictions[key]
+    splits = split(load_ett("ETTh1", path=ett_dir), "ETTh1", L, "M")
+    X, Y = windows(splits.test, L, H, splits.target_index)
+    assert mean.shape == Y.shape == (2881 - H, H, 7) and np.isfinite(mean).all()
+    row = run.results[run.results.kind == "ours"].iloc[0]
+    assert "channels=independent" in row.note and (row.mse, row.mae) == mse_mae(mean, Y)
+    assert json.loads((tmp_path / "run.json").read_text())["channels"] == "independent"
+
+
+def test_channel_independent_forecasts_map_each_channel_to_its_own_context(ett_dir):
+    """forecast_segment with channels="independent": channel c of window i is the univariate
+    forecast from channel c of window i's context (a stub that repeats its window's last value)."""
+
+    class RepeatLast:
+        def predict_windows(self, X):  # X (n, L, 1) → mean, std (n, H, 1)
+            assert X.shape[-1] == 1
+            return np.repeat(X[:, -1:, :], H, axis=1), np.ones((len(X), H, 1))
+
+    splits = split(load_ett("ETTh1", path=ett_dir), "ETTh1", L, "M")
+    mean, std, truth, context, _ = bench.forecast_segment(RepeatLast(), splits, splits.test, H, "independent")
+    X, Y = windows(splits.test, L, H, splits.target_index)
+    np.testing.assert_array_equal(mean, np.repeat(X[:, -1:, :], H, axis=1))
+    np.testing.assert_array_equal(truth, Y)
+    assert std.shape == Y.shape
+    with pytest.raises(ValueError, match="features M"):
+        bench.forecast_segment(RepeatLast(), split(load_ett("ETTh1", path=ett_dir), "ETTh1", L, "MS"), splits.test, H, "independent")
