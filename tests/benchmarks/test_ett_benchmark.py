@@ -23,10 +23,9 @@ ARGS = ["--data", "ETTh1", "--protocol", "informer", "--features", "S", "--horiz
         "--lookback", str(L), "--epochs", "1", "--d-model", "8", "--n-layers", "1", "--batch-size", "256"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny(ett_dir, tmp_path_factory):
-    """One run of main; records what S4DForecaster.fit and the loop's validation split received."""
-    out = tmp_path_factory.mktemp("ett_bench")
+def recorded_main(argv: list[str]):
+    """Run ``bench.main(argv)``, recording what S4DForecaster.fit and the loop's validation split
+    received → (run, seen {"fit": [y, ...], "split": [(n_samples, n_train), ...]})."""
     seen = {"fit": [], "split": []}
     fit, split_validation = S4DForecaster.fit, _loop.split_validation
 
@@ -42,7 +41,15 @@ def tiny(ett_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(S4DForecaster, "fit", recording_fit)
         mp.setattr(_loop, "split_validation", recording_split)
-        run = bench.main([*ARGS, "--data-dir", str(ett_dir), "--out", str(out)], keep_predictions=True)
+        run = bench.main(argv, keep_predictions=True)
+    return run, seen
+
+
+@pytest.fixture(scope="module")
+def tiny(ett_dir, tmp_path_factory):
+    """One run of main; records what S4DForecaster.fit and the loop's validation split received."""
+    out = tmp_path_factory.mktemp("ett_bench")
+    run, seen = recorded_main([*ARGS, "--data-dir", str(ett_dir), "--out", str(out)])
     df = load_ett("ETTh1", path=ett_dir)
     return run, seen, df, split(df, "ETTh1", L, "S")
 
@@ -148,25 +155,10 @@ def test_channel_independent_m_run_fits_one_univariate_model_on_all_channels(ett
     """features M with --channels independent: one forecaster of one target column, trained on the
     7 channels' train windows and early-stopped on exactly their val windows; every test window of
     every channel scored; and the val split never leaks into the train windows."""
-    seen = {"fit": [], "split": []}
-    fit, split_validation = S4DForecaster.fit, _loop.split_validation
-
-    def recording_fit(self, y, X=None, fh=None):
-        seen["fit"].append(y.copy())
-        return fit(self, y, X=X, fh=fh)
-
-    def recording_split(n_samples, validation_fraction):
-        n_train = split_validation(n_samples, validation_fraction)
-        seen["split"].append((n_samples, n_train))
-        return n_train
-
     args = ["--data", "ETTh1", "--protocol", "ltsf", "--features", "M", "--horizons", str(H), "--models", "s4d",
             "--lookback", str(L), "--epochs", "1", "--d-model", "8", "--n-layers", "1", "--batch-size", "512",
             "--channels", "independent", "--device", "cpu"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(S4DForecaster, "fit", recording_fit)
-        mp.setattr(_loop, "split_validation", recording_split)
-        run = bench.main([*args, "--data-dir", str(ett_dir), "--out", str(tmp_path)], keep_predictions=True)
+    run, seen = recorded_main([*args, "--data-dir", str(ett_dir), "--out", str(tmp_path)])
     (y,) = seen["fit"]
     assert list(y.columns) == ["value"] and y.index.get_level_values("channel").nunique() == 7
     n_train, n_val = 7 * (12 * 720 - L - H + 1), 7 * (2881 - H)
