@@ -43,7 +43,7 @@ def _selective_inputs(batch=2, H=5, L=300, N=4, dtype=torch.float64, seed=0):
     return u, delta, A, B, C, D, x0
 
 
-@pytest.mark.parametrize("inner", ["auto", "loop", "chunked"])
+@pytest.mark.parametrize("inner", ["auto", "loop", "chunked", "associative"])
 @pytest.mark.parametrize("block_size", [None, 37])
 def test_selective_scan_on_cuda_matches_the_cpu_loop_in_float64(inner, block_size):
     inputs = _selective_inputs()

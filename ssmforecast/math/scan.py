@@ -426,13 +426,51 @@ def _block_terms(
     return a, b
 
 
+# Composition of the affine steps x ↦ a₁ ⊙ x + b₁, then x ↦ a₂ ⊙ x + b₂: (a₁, b₁) ∘ (a₂, b₂) = (a₂a₁, a₂ ⊙ b₁ + b₂),
+# associative, so every prefix (Π a, x from a zero state) is one associative scan (Blelloch 1990)
+def _compose(first: tuple, second: tuple) -> tuple:
+    (a1, b1), (a2, b2) = first, second
+    return a1 * a2, torch.addcmul(b2, a2, b1)
+
+
+_COMPILED_SCANS: dict = {}
+
+
+def _associative_prefixes(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """a, b (T, ...) → (Π_{i≤t} a_i, x_t from x_{−1} = 0), both (T, ...), by PyTorch's associative
+    scan (``torch._higher_order_ops.associative_scan``): ``torch.compile``d on CUDA (one generated
+    scan kernel; compiled once per block shape), eager elsewhere (a log-depth sweep: correct, but
+    slower than the loop on a CPU)."""
+    try:
+        from torch._higher_order_ops.associative_scan import associative_scan
+    except ImportError as exc:  # older torch: the flag is unavailable, the other inner modes remain
+        raise ValueError(
+            f"inner='associative' needs torch's associative_scan (torch {torch.__version__} has none); "
+            "use inner='chunked' or 'loop'"
+        ) from exc
+    if a.device.type != "cuda":
+        return associative_scan(_compose, (a, b), 0, combine_mode="generic")
+    fn = _COMPILED_SCANS.get("cuda")
+    if fn is None:
+        fn = torch.compile(lambda a, b: associative_scan(_compose, (a, b), 0, combine_mode="pointwise"), dynamic=False)
+        _COMPILED_SCANS["cuda"] = fn
+    return fn(a.contiguous(), b.contiguous())
+
+
 def _recur_(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, inner: str, reverse: bool = False) -> torch.Tensor:
     """x_t = a_t ⊙ x_{t−1} + b_t over dim 0 from x_{−1} = x0, written into ``b`` (a, b (T, ...), x0 (...)).
 
     ``reverse`` runs t = T−1, …, 0 with x_t = a_t ⊙ x_{t+1} + b_t and x_T = x0. ``inner="loop"``
     is one in-place ``addcmul_`` per step (the CPU path: a step's (batch, H, N) block stays in
-    cache); ``"chunked"`` the two-level chunked scan of :func:`linear_recurrence` (accelerators).
+    cache); ``"chunked"`` the two-level chunked scan of :func:`linear_recurrence` (accelerators);
+    ``"associative"`` PyTorch's associative scan of the affine steps (opt-in, see
+    :func:`_associative_prefixes`), x_t = (Π_{i≤t} a_i) ⊙ x0 + (x_t from a zero state).
     """
+    if inner == "associative":
+        flip = (lambda t: t.flip(0)) if reverse else (lambda t: t)
+        prod, x = _associative_prefixes(flip(a), flip(b))  # (T, ...), (T, ...)
+        b.copy_(flip(torch.addcmul(x, prod, x0)))
+        return b
     if inner == "chunked":
         flip = (lambda t: t.flip(0)) if reverse else (lambda t: t)
         x = _chunked(flip(a).movedim(0, -2), flip(b).movedim(0, -2), x0, 16)  # (..., T, N)
@@ -449,7 +487,7 @@ def _recur_(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, inner: str, reve
 
 def _recur_back_(a: torch.Tensor, c: torch.Tensor, carry: torch.Tensor, inner: str) -> torch.Tensor:
     """Adjoint recurrence ḡ_t = c_t + a_{t+1} ⊙ ḡ_{t+1}, ḡ_{T−1} = c_{T−1} + carry, written into ``c``."""
-    if inner == "chunked":
+    if inner in ("chunked", "associative"):
         return _recur_(torch.cat([a[1:], torch.ones_like(a[:1])]), c, carry, inner, reverse=True)
     a_t, c_t = a.unbind(0), c.unbind(0)
     c_t[-1].add_(carry)
@@ -534,7 +572,7 @@ class _SelectiveScan(torch.autograd.Function):
 
 #: Ways of running :func:`selective_scan`'s per-block recurrence ("auto": "loop" on the CPU,
 #: "chunked" elsewhere).
-SELECTIVE_INNER: tuple[str, ...] = ("auto", "loop", "chunked")
+SELECTIVE_INNER: tuple[str, ...] = ("auto", "loop", "chunked", "associative")
 
 
 # Mamba's selective scan (Gu & Dao 2023 §3.3, Alg. 2) with ZOH of A and Euler of B:
@@ -574,10 +612,14 @@ def selective_scan(
         State before the first step; zeros if omitted.
     block_size : int, optional
         Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` (at least 16).
-    inner : {"auto", "loop", "chunked"}, default "auto"
+    inner : {"auto", "loop", "chunked", "associative"}, default "auto"
         The recurrence inside a block: one in-place step at a time ("loop", the default on the
         CPU, where a step's data stays in cache) or the chunked scan of :func:`linear_recurrence`
         (the default on accelerators, where a Python step per time step is launch-bound).
+        "associative" (opt-in) is PyTorch's higher-order associative scan of the affine steps,
+        ``torch.compile``d on CUDA and eager elsewhere; on this project's 2-core CPU it was slower
+        than the loop (a log-depth sweep does T log T work), and it has not been timed on a GPU yet.
+        A torch without ``associative_scan`` raises ValueError for it.
 
     Returns
     -------

@@ -442,7 +442,7 @@ def test_selective_scan_seq_equals_materialised_ssm_scan():
     torch.testing.assert_close(x_last, x_ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("inner", ["loop", "chunked"])
+@pytest.mark.parametrize("inner", ["loop", "chunked", "associative"])
 @pytest.mark.parametrize("block_size", [7, 40, None])
 @pytest.mark.parametrize("with_optional", [True, False])
 def test_selective_scan_values_and_gradients_equal_the_reference_loop(inner, block_size, with_optional):
@@ -502,3 +502,44 @@ def test_selective_scan_errors():
         selective_scan(u, delta, A, B, C, inner="fast")
     with pytest.raises(ValueError, match="delta contains NaN"):
         selective_scan(u, delta.clone().fill_(float("nan")), A, B, C)
+
+
+@pytest.mark.slow
+def test_selective_scan_associative_inner_compiled_matches_the_loop():
+    """The opt-in associative inner scan under torch.compile (what CUDA runs; compiled here on the
+    CPU with inductor, about half a minute): same values and gradients as the loop (float32)."""
+    from ssmforecast.math import scan
+    from ssmforecast.math.scan import selective_scan
+
+    u, delta, A, B, C, D, x0 = (t if t is None else t.float() for t in _selective_args(L=41))
+    from torch._higher_order_ops.associative_scan import associative_scan
+
+    compiled = torch.compile(lambda a, b: associative_scan(scan._compose, (a, b), 0, combine_mode="generic"), dynamic=False)
+    eager = scan._associative_prefixes
+    args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+    ref_args = [t.detach().clone().requires_grad_() for t in args]
+    try:
+        scan._associative_prefixes = lambda a, b: compiled(a.contiguous(), b.contiguous())
+        y, x_last = selective_scan(*args, block_size=20, inner="associative")
+        (y.sum() + x_last.sum()).backward()
+    finally:
+        scan._associative_prefixes = eager
+    y_ref, x_ref = selective_scan(*ref_args, block_size=20, inner="loop")
+    (y_ref.sum() + x_ref.sum()).backward()
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    for t, r in zip(args, ref_args):
+        torch.testing.assert_close(t.grad, r.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_selective_scan_associative_inner_needs_torchs_associative_scan(monkeypatch):
+    """Where torch has no associative_scan the flag says so (the loop and chunked modes remain)."""
+    import sys
+
+    from ssmforecast.math.scan import selective_scan
+
+    u, delta, A, B, C, D, x0 = _selective_args(L=9)
+    monkeypatch.setitem(sys.modules, "torch._higher_order_ops.associative_scan", None)  # import fails
+    with pytest.raises(ValueError, match="inner='associative' needs torch's associative_scan"):
+        selective_scan(u, delta, A, B, C, D, x0, inner="associative")
+    y, _ = selective_scan(u, delta, A, B, C, D, x0, inner="chunked")
+    assert y.shape == u.shape
