@@ -442,6 +442,10 @@ class S4Layer(SSMConvLayer):
         dA, _ = dplr_gbt(Lf, Pf, Pf, torch.zeros_like(Lf), step.to(Lf.real.dtype), METHODS[self.discretization])
         return dA
 
+    def _learned_dA(self) -> torch.Tensor:
+        """Ā (H, N, N) at the learned step, in the conversion dtype: what C and C̃ convert through."""
+        return self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device))
+
     def _C_full(self, dA: torch.Tensor) -> torch.Tensor:
         """C = C̃ (I − Ā^L₀)⁻¹ of all N modes (H, N) for Ā (H, N, N) of the learned step, in Ā's dtype."""
         C_tilde = _conj_expand(torch.view_as_complex(self.C_tilde)).to(dA.dtype)  # (H, N)
@@ -451,24 +455,23 @@ class S4Layer(SSMConvLayer):
         """The SSM's C (H, n): the parameter under ZOH, C̃ (I − Ā^L₀)⁻¹ under GBT (in complex128)."""
         if self.discretization == "zoh":
             return torch.view_as_complex(self.C)
-        dA = self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device))  # (H, N, N)
-        return self._C_full(dA)[:, : self.d_state // 2].to(self._Lambda().dtype)
+        return self._C_full(self._learned_dA())[:, : self.d_state // 2].to(self._Lambda().dtype)
 
     def _C_tilde_for(self, L: int, scale: float) -> torch.Tensor:
         """C̃ = C (I − Ā^L) (H, n) of the layer's C at another length L or step Δ·scale, in Λ's complex dtype."""
-        dtype = _conversion_dtype(self.C_tilde.device)
-        dA = self._dense_gbt(self._step_size(), dtype)  # (H, N, N): the learned step, which C̃ refers to
+        dA = self._learned_dA()  # (H, N, N): the learned step, which C̃ refers to
         C = self._C_full(dA)  # (H, N)
         if scale != 1.0:
-            dA = self._dense_gbt(scale * self._step_size(), dtype)
+            dA = self._dense_gbt(scale * self._step_size(), dA.dtype)
         return _truncate_C(C, dA, L)[:, : self.d_state // 2].to(self._Lambda().dtype)
 
     @torch.no_grad()
-    def _set_C(self, C: torch.Tensor, L: int | None = None) -> None:
+    def _set_C(self, C: torch.Tensor, L: int | None = None, dA: torch.Tensor | None = None) -> None:
         """Make C (H, n) complex the SSM's C, stored as C̃ = C (I − Ā^L) for L (default L₀), which
-        becomes L₀. Writes to self: ``C_tilde`` (in place), ``kernel_length``."""
+        becomes L₀; ``dA``: ``_learned_dA()`` if the caller has it. Writes to self: ``C_tilde`` (in
+        place), ``kernel_length``."""
         L = self.kernel_length if L is None else L
-        dA = self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device))  # (H, N, N)
+        dA = self._learned_dA() if dA is None else dA  # (H, N, N)
         C_tilde = _truncate_C(_conj_expand(C).to(dA.dtype), dA, L)[:, : self.d_state // 2]  # (H, n)
         self.C_tilde.copy_(torch.view_as_real(C_tilde.to(torch.view_as_complex(self.C_tilde).dtype)))
         self.kernel_length = L
@@ -479,8 +482,8 @@ class S4Layer(SSMConvLayer):
         ``C_tilde`` (in place, under no_grad), ``kernel_length``."""
         if self.discretization != "zoh" and scale == 1.0 and L > self.kernel_length:
             with torch.no_grad():
-                C = self._C_full(self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device)))
-                self._set_C(C[:, : self.d_state // 2], L)
+                dA = self._learned_dA()  # (H, N, N), once for both conversions
+                self._set_C(self._C_full(dA)[:, : self.d_state // 2], L, dA)
 
     def _dense_full(self):
         """The full real system in the mode basis: A (H, N, N) = diag(Λ) − Pᵀ P̄, B (H, N), C (H, N)."""
