@@ -15,6 +15,8 @@ support autograd, and never modify their arguments in place.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._checks import check_broadcast, check_choice, check_finite
@@ -433,7 +435,12 @@ def _compose(first: tuple, second: tuple) -> tuple:
     return a1 * a2, torch.addcmul(b2, a2, b1)
 
 
-_COMPILED_SCANS: dict = {}
+@functools.cache
+def _compiled_pointwise_scan():
+    """torch.compile of the pointwise associative scan of :func:`_compose` (CUDA), built once."""
+    from torch._higher_order_ops.associative_scan import associative_scan
+
+    return torch.compile(lambda a, b: associative_scan(_compose, (a, b), 0, combine_mode="pointwise"), dynamic=False)
 
 
 def _associative_prefixes(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -450,11 +457,7 @@ def _associative_prefixes(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tenso
         ) from exc
     if a.device.type != "cuda":
         return associative_scan(_compose, (a, b), 0, combine_mode="generic")
-    fn = _COMPILED_SCANS.get("cuda")
-    if fn is None:
-        fn = torch.compile(lambda a, b: associative_scan(_compose, (a, b), 0, combine_mode="pointwise"), dynamic=False)
-        _COMPILED_SCANS["cuda"] = fn
-    return fn(a.contiguous(), b.contiguous())
+    return _compiled_pointwise_scan()(a.contiguous(), b.contiguous())
 
 
 def _recur_(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, inner: str, reverse: bool = False) -> torch.Tensor:
@@ -466,13 +469,12 @@ def _recur_(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, inner: str, reve
     ``"associative"`` PyTorch's associative scan of the affine steps (opt-in, see
     :func:`_associative_prefixes`), x_t = (Π_{i≤t} a_i) ⊙ x0 + (x_t from a zero state).
     """
+    flip = (lambda t: t.flip(0)) if reverse else (lambda t: t)
     if inner == "associative":
-        flip = (lambda t: t.flip(0)) if reverse else (lambda t: t)
         prod, x = _associative_prefixes(flip(a), flip(b))  # (T, ...), (T, ...)
         b.copy_(flip(torch.addcmul(x, prod, x0)))
         return b
     if inner == "chunked":
-        flip = (lambda t: t.flip(0)) if reverse else (lambda t: t)
         x = _chunked(flip(a).movedim(0, -2), flip(b).movedim(0, -2), x0, 16)  # (..., T, N)
         b.copy_(flip(x.movedim(-2, 0)))
         return b
