@@ -12,7 +12,11 @@ so exogenous values x_t, known in advance, reach the model at the very step they
 RevIN (Kim et al., ICLR 2022, §3): each window's targets are standardised with the mean and
 standard deviation of its own context, per channel, and forecasts are mapped back with them:
 
-    ỹ = (y − μ_ctx) / σ_ctx ,   σ_ctx = sqrt(var_ctx + ε)
+    ỹ = (y − μ_ctx) / σ_ctx ,   σ_ctx = max( sqrt(var_ctx + ε) , σ_min )
+
+The floor σ_min (in units of the series' training standard deviation, the forecasters' global
+scale) keeps a window whose context is flat (a sensor stuck for days, as in ETTh2) from turning
+a later jump into a target of hundreds: with ε alone a constant context divides by √ε ≈ 0.003.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ def sliding_windows(values: np.ndarray, length: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(values, length, axis=0).transpose(0, 2, 1).copy()
 
 
-def instance_stats(context: np.ndarray, enabled: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """context (n, L, C) → (μ (n, 1, C), σ (n, 1, C)); μ = 0 and σ = 1 when RevIN is off."""
+def instance_stats(context: np.ndarray, enabled: bool = True, min_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """context (n, L, C) → (μ (n, 1, C), σ (n, 1, C)) with σ ≥ min_std; μ = 0 and σ = 1 when RevIN is off."""
     if not enabled:
         shape = (context.shape[0], 1, context.shape[2])
         return np.zeros(shape), np.ones(shape)
     mu = context.mean(axis=1, keepdims=True)  # (n, 1, C)
-    sigma = np.sqrt(context.var(axis=1, keepdims=True) + REVIN_EPS)  # (n, 1, C)
+    sigma = np.maximum(np.sqrt(context.var(axis=1, keepdims=True) + REVIN_EPS), min_std)  # (n, 1, C)
     return mu, sigma
 
 

@@ -234,6 +234,7 @@ class _SSMForecaster(BaseForecaster):
         "time_unit": [None, str, Real, pd.Timedelta],  # checked against the index kind in fit
         "hold": [StrOptions(set(HOLDS)), None],
         "revin": ["boolean"],
+        "revin_min_std": [Interval(Real, 0, None, closed="left")],
         **SHARED_CONSTRAINTS,
         "loss": [StrOptions(set(LOSSES))],
         "update_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -246,6 +247,7 @@ class _SSMForecaster(BaseForecaster):
         time_unit=None,
         hold=None,
         revin=True,
+        revin_min_std=0.0,
         d_model=32,
         n_layers=2,
         d_state=None,
@@ -272,6 +274,7 @@ class _SSMForecaster(BaseForecaster):
         self.time_unit = time_unit
         self.hold = hold
         self.revin = revin
+        self.revin_min_std = revin_min_std
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
@@ -377,7 +380,7 @@ class _SSMForecaster(BaseForecaster):
                 continue
             y, x = self._normalise(rows)
             win = sliding_windows(y, L + H)  # (n, L+H, C)
-            mu, sigma = instance_stats(win[:, :L], self.revin)  # (n, 1, C)
+            mu, sigma = instance_stats(win[:, :L], self.revin, self.revin_min_std)  # (n, 1, C)
             win = (win - mu) / sigma
             exog = None if x is None else sliding_windows(x, L + H)  # (n, L+H, E)
             dt = sliding_windows(self._dt(rows.index)[:, None], L + H)[..., 0]  # (n, L+H)
@@ -561,7 +564,7 @@ class _SSMForecaster(BaseForecaster):
         _check_finite(y_context.reshape(-1, C), pd.RangeIndex(y_context.shape[0] * L), self.target_names_, "y_context", ())
         if bool(self.exog_names_) != (X_window is not None):
             raise ValueError(f"X_window is required exactly when the model was fitted with X (exogenous: {self.exog_names_})")
-        mu, sd = instance_stats((y_context - self.y_mean_) / self.y_scale_, self.revin)  # (n, 1, C)
+        mu, sd = instance_stats((y_context - self.y_mean_) / self.y_scale_, self.revin, self.revin_min_std)  # (n, 1, C)
         exog = None
         if X_window is not None:
             X_window = np.asarray(X_window, dtype=np.float64)
@@ -645,7 +648,7 @@ class _SSMForecaster(BaseForecaster):
         for signature in dict.fromkeys(map(signature_of, plans)):
             group = [p for p in plans if signature_of(p) == signature]
             ctx = np.stack([p["y"] for p in group])  # (n, L, C)
-            mu, sd = instance_stats(ctx, self.revin)  # (n, 1, C)
+            mu, sd = instance_stats(ctx, self.revin, self.revin_min_std)  # (n, 1, C)
             exog = np.stack([p["x"] for p in group]) if self.exog_names_ else None  # (n, L+k, E)
             inputs = (tokens((ctx - mu) / sd, signature[1], exog), np.stack([p["ahead"] for p in group]))
             if not signature[2]:
@@ -718,6 +721,10 @@ _PARAMS_DOC = f"""
         irregular, else "constant" (a regular series is then fitted exactly as without time stamps).
     revin : bool, default=True
         Normalise each window by the mean and standard deviation of its own context (RevIN).
+    revin_min_std : float, default=0.0
+        Floor of a window's RevIN standard deviation, in units of the training series' standard
+        deviation: a window with a flat context (a stuck sensor) is then scaled by at most
+        1 / revin_min_std instead of 1 / √1e-5 ≈ 316. 0 keeps plain RevIN.
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,
         and ``predict_interval``, ``predict_quantiles`` and ``predict_var`` are available.

@@ -332,3 +332,27 @@ def test_predict_windows_equals_predict_from_each_context(fitted, sines):
         np.testing.assert_allclose(std[i, :, 0] ** 2, f.predict_var(fh=np.arange(1, 25)).to_numpy()[:, 0], rtol=1e-6)
     with pytest.raises(ValueError, match=r"shape \(n, 48, 1\)"):
         fitted.predict_windows(contexts[:, :10])
+
+
+def test_revin_min_std_floors_the_scale_of_a_flat_context():
+    """σ_ctx = max(sqrt(var + 1e-5), σ_min): closed form per window and channel; a constant context
+    is scaled by 1/σ_min, not 1/√1e-5, and the forecast of a fitted model is mapped back with it."""
+    rng = np.random.default_rng(0)
+    ctx = np.concatenate([np.full((1, 30, 2), 3.0), rng.normal(0, 2.0, (1, 30, 2))])  # (2, 30, 2)
+    mu, sd = instance_stats(ctx, True, 0.25)
+    np.testing.assert_allclose(mu[:, 0], ctx.mean(axis=1))
+    np.testing.assert_allclose(sd[0, 0], [0.25, 0.25])  # flat: the floor
+    np.testing.assert_allclose(sd[1, 0], np.sqrt(ctx[1].var(axis=0) + 1e-5))  # std ≈ 2 is above it
+    assert np.all(instance_stats(ctx, True)[1][0, 0] == np.sqrt(1e-5))  # default: plain RevIN
+
+    y = pd.Series(np.r_[np.sin(np.arange(120) / 3.0), np.full(40, 0.5)], name="y")  # stuck for the last 40 steps
+    f = S4DForecaster(context_length=24, horizon=6, max_epochs=1, revin_min_std=0.2, **SMALL).fit(y)
+    ctx = ((y.to_numpy()[-24:] - f.y_mean_) / f.y_scale_)[None, :, None]  # (1, 24, 1), flat
+    device = next(f.module_.parameters()).device
+    with torch.no_grad():
+        tok = torch.as_tensor(tokens((ctx - ctx.mean()) / 0.2, 6, None), dtype=torch.float32, device=device)
+        out = f.module_(tok, torch.arange(1.0, 7.0, device=device)[None]).double().cpu().numpy()
+    expected = (out[0, :, 0] * 0.2 + ctx.mean()) * f.y_scale_[0] + f.y_mean_[0]
+    np.testing.assert_allclose(f.predict(fh=np.arange(1, 7)).to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="revin_min_std"):
+        S4DForecaster(horizon=6, revin_min_std=-0.1).fit(y)
