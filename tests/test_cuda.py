@@ -1,8 +1,8 @@
 """The CUDA paths against float64 references computed on the CPU.
 
 Every test here needs a CUDA GPU and is skipped without one (the CPU-only CI machine skips the
-module; the GPU-specific code it covers, e.g. the chunked inner scan that ``selective_scan`` picks on
-accelerators, is also exercised on the CPU by tests/math/test_scan.py with ``inner="chunked"``).
+module; the GPU-specific code it covers, e.g. the chunked and associative inner scans of
+``selective_scan``, is also exercised on the CPU by tests/math/test_scan.py with ``inner=...``).
 On a GPU machine: ``pytest tests/test_cuda.py``. Float64 on the GPU is compared with the CPU at
 1e-9 (same function, different kernels: cuFFT, cuBLAS, CUDA elementwise); float32 with 1e-4.
 """
@@ -59,6 +59,12 @@ def test_selective_scan_on_cuda_matches_the_cpu_loop_in_float64(inner, block_siz
     grads = torch.autograd.grad((y * cotangent.to(CUDA)).sum(), gpu_inputs)
     for name, g, g_ref in zip("u Δ A B C D x0".split(), grads, grads_ref):
         assert _rel(g, g_ref) < 1e-9, name
+
+
+def test_selective_scan_auto_on_cuda_is_the_compiled_associative_scan():
+    from ssmforecast.math import scan
+
+    assert scan._auto_inner(torch.device(CUDA)) == "associative"
 
 
 def test_selective_scan_on_cuda_in_float32_stays_close_to_float64():

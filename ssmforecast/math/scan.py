@@ -16,6 +16,7 @@ support autograd, and never modify their arguments in place.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import torch
 
@@ -351,6 +352,47 @@ def ssm_scan(
 #: Entries (batch · H · T · N) of one time block of :func:`selective_scan`: each of the five block
 #: tensors of its backward holds this many values (16 MiB in float32), whatever the length L.
 BLOCK_NUMEL = 2**22
+#: On CUDA a block is 8× larger: the scan there is launch-bound, and per-block work is what pays.
+#: H100, batch 8, H 64, N 16, L 4,096, fwd+bwd: T = 512 → 12.6 ms, T = 1,024 → 7.8 ms (pscan 8.9 ms).
+CUDA_BLOCK_NUMEL = 2**23
+
+
+def _auto_inner(device: torch.device) -> str:
+    """"loop" on the CPU; on accelerators the compiled "associative" scan where torch has it
+    (H100, L 4,096, fwd+bwd: 7.8 ms vs 25.9 ms chunked at the same block), else "chunked"."""
+    if device.type == "cpu":
+        return "loop"
+    return "associative" if device.type == "cuda" and _compiled_scan_works(device.index) else "chunked"
+
+
+@functools.cache
+def _compiled_scan_works(index: int | None) -> bool:
+    """Whether the compiled associative scan runs on this CUDA device: one tiny scan, once per
+    process. torch.compile needs Triton and a C compiler at run time; where it fails, "auto" warns
+    once and keeps the chunked scan instead of failing the caller's training."""
+    if not _has_associative_scan():
+        return False
+    try:
+        a = torch.ones(2, 1, device=torch.device("cuda", index))  # (T, ...)
+        _compiled_pointwise_scan()(a, a)
+    except Exception as exc:  # noqa: BLE001 (any compiler or driver failure means: do not use it)
+        warnings.warn(
+            f"the compiled associative scan failed on CUDA ({type(exc).__name__}: {str(exc)[:200]}); "
+            "selective_scan(inner='auto') uses the chunked scan instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+@functools.cache
+def _has_associative_scan() -> bool:
+    try:
+        from torch._higher_order_ops.associative_scan import associative_scan  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _check_selective(u, delta, A, B, C, D, x0) -> None:
@@ -448,13 +490,12 @@ def _associative_prefixes(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tenso
     scan (``torch._higher_order_ops.associative_scan``): ``torch.compile``d on CUDA (one generated
     scan kernel; compiled once per block shape), eager elsewhere (a log-depth sweep: correct, but
     slower than the loop on a CPU)."""
-    try:
-        from torch._higher_order_ops.associative_scan import associative_scan
-    except ImportError as exc:  # older torch: the flag is unavailable, the other inner modes remain
+    if not _has_associative_scan():  # older torch: the flag is unavailable, the other inner modes remain
         raise ValueError(
             f"inner='associative' needs torch's associative_scan (torch {torch.__version__} has none); "
             "use inner='chunked' or 'loop'"
-        ) from exc
+        )
+    from torch._higher_order_ops.associative_scan import associative_scan
     if a.device.type != "cuda":
         return associative_scan(_compose, (a, b), 0, combine_mode="generic")
     return _compiled_pointwise_scan()(a.contiguous(), b.contiguous())
@@ -613,14 +654,15 @@ def selective_scan(
     x0 : Tensor of shape (batch, H, N), optional
         State before the first step; zeros if omitted.
     block_size : int, optional
-        Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` (at least 16).
+        Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` on the CPU and
+        ``CUDA_BLOCK_NUMEL // (batch · H · N)`` elsewhere (at least 16).
     inner : {"auto", "loop", "chunked", "associative"}, default "auto"
         The recurrence inside a block: one in-place step at a time ("loop", the default on the
-        CPU, where a step's data stays in cache) or the chunked scan of :func:`linear_recurrence`
-        (the default on accelerators, where a Python step per time step is launch-bound).
-        "associative" (opt-in) is PyTorch's higher-order associative scan of the affine steps,
-        ``torch.compile``d on CUDA and eager elsewhere; on this project's 2-core CPU it was slower
-        than the loop (a log-depth sweep does T log T work), and it has not been timed on a GPU yet.
+        CPU, where a step's data stays in cache), the chunked scan of :func:`linear_recurrence`
+        (accelerators without an associative scan), or PyTorch's higher-order associative scan of
+        the affine steps ("associative": ``torch.compile``d on CUDA, where it is the default,
+        eager elsewhere; on this project's 2-core CPU it was slower than the loop, a log-depth
+        sweep doing T log T work). The first call per block shape on CUDA compiles (≈ 10 s).
         A torch without ``associative_scan`` raises ValueError for it.
 
     Returns
@@ -639,11 +681,12 @@ def selective_scan(
     check_choice("inner", inner, SELECTIVE_INNER)
     batch, H, L = u.shape
     if block_size is None:
-        block_size = max(16, BLOCK_NUMEL // max(1, batch * H * A.shape[1]))
+        numel = BLOCK_NUMEL if u.device.type == "cpu" else CUDA_BLOCK_NUMEL
+        block_size = max(16, numel // max(1, batch * H * A.shape[1]))
     elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
     if inner == "auto":
-        inner = "loop" if u.device.type == "cpu" else "chunked"
+        inner = _auto_inner(u.device)
     dtype = torch.promote_types(u.dtype, delta.dtype)
     for t in (A, B, C) + tuple(t for t in (D, x0) if t is not None):
         dtype = torch.promote_types(dtype, t.dtype)

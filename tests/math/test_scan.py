@@ -538,11 +538,56 @@ def test_selective_scan_associative_inner_needs_torchs_associative_scan(monkeypa
     """Where torch has no associative_scan the flag says so (the loop and chunked modes remain)."""
     import sys
 
+    from ssmforecast.math import scan
     from ssmforecast.math.scan import selective_scan
 
     u, delta, A, B, C, D, x0 = _selective_args(L=9)
     monkeypatch.setitem(sys.modules, "torch._higher_order_ops.associative_scan", None)  # import fails
-    with pytest.raises(ValueError, match="inner='associative' needs torch's associative_scan"):
-        selective_scan(u, delta, A, B, C, D, x0, inner="associative")
+    scan._has_associative_scan.cache_clear()
+    scan._compiled_scan_works.cache_clear()
+    try:
+        assert scan._auto_inner(torch.device("cuda")) == "chunked"  # "auto" on CUDA falls back
+        with pytest.raises(ValueError, match="inner='associative' needs torch's associative_scan"):
+            selective_scan(u, delta, A, B, C, D, x0, inner="associative")
+    finally:
+        scan._has_associative_scan.cache_clear()
+        scan._compiled_scan_works.cache_clear()
     y, _ = selective_scan(u, delta, A, B, C, D, x0, inner="chunked")
     assert y.shape == u.shape
+
+
+def test_selective_scan_auto_inner_by_device():
+    """The loop on the CPU; the associative scan on CUDA where torch has it, else chunked."""
+    from ssmforecast.math import scan
+
+    has = scan._has_associative_scan()
+    assert scan._auto_inner(torch.device("cpu")) == "loop"
+    if not torch.cuda.is_available():
+        scan._compiled_scan_works.cache_clear()
+        with pytest.warns(RuntimeWarning, match="chunked scan instead"):
+            assert scan._auto_inner(torch.device("cuda")) == "chunked"  # the probe cannot run: chunked
+        scan._compiled_scan_works.cache_clear()
+    else:
+        assert scan._auto_inner(torch.device("cuda")) == ("associative" if has else "chunked")
+    assert scan._auto_inner(torch.device("mps")) == "chunked"
+
+
+def test_selective_scan_auto_falls_back_to_chunked_when_compiling_fails(monkeypatch):
+    """Where torch.compile cannot build the scan (no Triton, no C compiler), "auto" on CUDA warns
+    and keeps the chunked scan instead of failing the caller's training."""
+    from ssmforecast.math import scan
+
+    def broken():
+        def fail(a, b):
+            raise RuntimeError("no C compiler")
+
+        return fail
+
+    monkeypatch.setattr(scan, "_compiled_pointwise_scan", broken)
+    monkeypatch.setattr(scan, "_has_associative_scan", lambda: True)
+    scan._compiled_scan_works.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="chunked scan instead"):
+            assert scan._auto_inner(torch.device("cuda")) == "chunked"
+    finally:
+        scan._compiled_scan_works.cache_clear()
