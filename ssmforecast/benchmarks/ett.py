@@ -104,6 +104,10 @@ QUICK_CONFIG = {
 PROTOCOL_NAMES = {"informer": "Informer", "ltsf": "LTSF"}
 #: ``--channels``: M as one model over all channels, or one shared univariate model per channel.
 CHANNELS = ("mixed", "independent")
+#: The default ``--channels`` by features. M: independent, chosen on the validation MSE of full
+#: runs (ETTh1 and ETTh2, LTSF protocol, all 4 horizons: lower than mixed at each of the 8; see
+#: benchmarks/results/README.md). S has one channel; MS forecasts OT from all 7 jointly.
+DEFAULT_CHANNELS = {"S": "mixed", "M": "independent", "MS": "mixed"}
 
 #: Published columns of the Markdown table: (source key in SOURCES, model name in published()).
 PUBLISHED_COLUMNS = (("informer", "Informer"), ("s4", "S4"), ("dlinear", "DLinear"), ("patchtst", "PatchTST/42"))
@@ -383,7 +387,7 @@ def run_setting(
                     source=model, lookback=lookback, mse=mse, mae=mae, n_windows=len(truth), val_mse=val_mse,
                     coverage80=coverage, train_s=fit.seconds, epochs=fit.epochs, best_epoch=fit.best_epoch,
                     windows_per_s=len(truth) / seconds, n_params=count_parameters(forecaster),
-                    note=f"loss={configs[model]['loss']}" + (", channels=independent" if _independent(channels, splits) else ""),
+                    note=_note(configs[model], _independent(channels, splits)),
                 )  # fmt: skip
             )
             fits[key] = fit
@@ -399,6 +403,12 @@ def run_setting(
                 f"(best {fit.best_epoch}), val MSE {val_mse:.4f}, test MSE {mse:.4f} MAE {mae:.4f}"
             )
     return rows, fits, predictions, samples
+
+
+def _note(config: dict, independent: bool) -> str:
+    """What sets a fit apart from the defaults, for the tables: loss, channels, RevIN floor."""
+    note = f"loss={config['loss']}" + (", channels=independent" if independent else "")
+    return note + (f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else "")
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -521,6 +531,36 @@ def plot_samples(sample: _Sample, path: Path) -> None:
 # ---------------------------------------------------------------------------------- CLI
 
 
+def merge_runs(folders: list[Path], out: Path) -> pd.DataFrame:
+    """One results folder from runs of the same command split by horizon (e.g. one process per
+    horizon on a GPU): results.csv rows concatenated (the naive and published rows once per
+    setting and horizon), results.md rebuilt from them, run.json listing every run's own record.
+    → the merged results (the rows, in setting and horizon order)."""
+    runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
+    parts = [pd.read_csv(Path(f) / "results.csv") for f in folders]
+    results = pd.concat(parts, ignore_index=True)
+    keys = ["data", "protocol", "features", "horizon", "kind", "method", "source"]
+    if results.duplicated(keys).any() and not results[results.kind == "ours"].duplicated(keys).any():
+        results = results.drop_duplicates(keys)  # a shared horizon's naive and published rows
+    elif results.duplicated(keys).any():
+        raise ValueError("the runs overlap: the same model at the same setting and horizon twice")
+    order = {k: i for i, k in enumerate(dict.fromkeys(zip(results.data, results.protocol, results.features)))}
+    results = results.assign(_s=[order[k] for k in zip(results.data, results.protocol, results.features)])
+    results = results.sort_values(["_s", "horizon"], kind="stable").drop(columns="_s").reset_index(drop=True)
+    by_label = {label: key for key, label in LABELS.items()}
+    models = [by_label[m] for m in dict.fromkeys(results.loc[results.kind == "ours", "method"])]
+    markdown = []
+    for name, protocol, feat in order:
+        markdown += [markdown_table(results, name, protocol, feat, models), cost_table(results, name, protocol, feat)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text("\n".join(markdown))
+    results.to_csv(out / "results.csv", index=False)
+    info = {"merged_from": runs, "seconds_each": [r["seconds"] for r in runs], "commands": [r["command"] for r in runs]}
+    (out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return results
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ssmforecast.benchmarks.ett",
@@ -540,14 +580,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"learning rate (default {FULL_CONFIG['lr']})")
     p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']})")
     p.add_argument("--loss", choices=["normal", "mse", "mae"], help=f"training loss (default {FULL_CONFIG['loss']})")
+    p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
     p.add_argument(
-        "--channels", choices=CHANNELS, default="mixed",
-        help="features M: one model over all 7 channels (mixed, default) or one shared univariate model per channel (independent)",
+        "--channels", choices=CHANNELS,
+        help="features M: one model over all 7 channels (mixed) or one shared univariate model per channel (independent, the default on M)",
     )  # fmt: skip
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="training device (default auto)")
     p.add_argument("--seed", type=int, default=0, help="random_state of every model (default 0)")
     p.add_argument("--data-dir", help="folder with ETTh1.csv/ETTh2.csv (default: the cache, downloading once)")
     p.add_argument("--out", help="output folder (default benchmarks/results/<timestamp>)")
+    p.add_argument(
+        "--merge", nargs="+", metavar="DIR",
+        help="instead of running: merge the results folders of runs split by horizon into --out (tables rebuilt)",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="about 3.5 minutes on 2 CPU cores: " + _quick_text())
     return p
 
@@ -561,6 +606,7 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
     overrides = {
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
+        "revin_min_std": args.revin_min_std,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     full = {**FULL_CONFIG, **FEATURE_CONFIG[features]}
@@ -591,6 +637,13 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     started, started_at = time.perf_counter(), datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.merge:
+        if not args.out:
+            parser.error("--merge needs --out")
+        results = merge_runs([Path(f) for f in args.merge], Path(args.out))
+        print((Path(args.out) / "results.md").read_text())
+        info = json.loads((Path(args.out) / "run.json").read_text())
+        return BenchmarkRun(results=results, fits={}, predictions={}, out=Path(args.out), info=info)
     command = shlex.join(sys.orig_argv) if argv is None else shlex.join([sys.executable, "-m", "ssmforecast.benchmarks.ett", *argv])
     pick = lambda value, quick, full: value if value is not None else (quick if args.quick else full)  # noqa: E731
     data = pick(args.data, QUICK["data"], list(DATA))
@@ -619,7 +672,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
             for feat in features:
                 r, f, p, s = run_setting(
                     df, name, protocol, feat, horizon_list, models, lookback, configs[feat], args.seed, device,
-                    keep_predictions=keep_predictions, log=log, channels=args.channels,
+                    keep_predictions=keep_predictions, log=log, channels=args.channels or DEFAULT_CHANNELS[feat],
                 )  # fmt: skip
                 rows += r
                 fits.update(f)
@@ -658,7 +711,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         "data_dir": args.data_dir,
         "protocols": protocols,
         "features": features,
-        "channels": args.channels,
+        "channels": {feat: args.channels or DEFAULT_CHANNELS[feat] for feat in features},
         "models": {m: configs[features[0]][m] for m in models},  # the first features' (see "configs")
         "configs": configs,
         "fits": {" ".join(map(str, k)): asdict(v) for k, v in fits.items()},

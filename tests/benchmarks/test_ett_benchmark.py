@@ -7,6 +7,7 @@ The ETT files are read from ``ett_dir`` (never copied: CC BY-ND 4.0).
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -152,12 +153,12 @@ def test_channel_panel_is_one_univariate_series_per_segment_and_channel():
 
 
 def test_channel_independent_m_run_fits_one_univariate_model_on_all_channels(ett_dir, tmp_path):
-    """features M with --channels independent: one forecaster of one target column, trained on the
+    """features M (channel-independent by default): one forecaster of one target column, trained on the
     7 channels' train windows and early-stopped on exactly their val windows; every test window of
     every channel scored; and the val split never leaks into the train windows."""
     args = ["--data", "ETTh1", "--protocol", "ltsf", "--features", "M", "--horizons", str(H), "--models", "s4d",
             "--lookback", str(L), "--epochs", "1", "--d-model", "8", "--n-layers", "1", "--batch-size", "512",
-            "--channels", "independent", "--device", "cpu"]  # fmt: skip
+            "--device", "cpu"]  # fmt: skip: no --channels: independent is the default on M
     run, seen = recorded_main([*args, "--data-dir", str(ett_dir), "--out", str(tmp_path)])
     (y,) = seen["fit"]
     assert list(y.columns) == ["value"] and y.index.get_level_values("channel").nunique() == 7
@@ -171,7 +172,7 @@ def test_channel_independent_m_run_fits_one_univariate_model_on_all_channels(ett
     assert mean.shape == Y.shape == (2881 - H, H, 7) and np.isfinite(mean).all()
     row = run.results[run.results.kind == "ours"].iloc[0]
     assert "channels=independent" in row.note and (row.mse, row.mae) == mse_mae(mean, Y)
-    assert json.loads((tmp_path / "run.json").read_text())["channels"] == "independent"
+    assert json.loads((tmp_path / "run.json").read_text())["channels"] == {"M": "independent"}
 
 
 def test_channel_independent_forecasts_map_each_channel_to_its_own_context(ett_dir):
@@ -191,3 +192,25 @@ def test_channel_independent_forecasts_map_each_channel_to_its_own_context(ett_d
     assert std.shape == Y.shape
     with pytest.raises(ValueError, match="features M"):
         bench.forecast_segment(RepeatLast(), split(load_ett("ETTh1", path=ett_dir), "ETTh1", L, "MS"), splits.test, H, "independent")
+
+
+def test_merge_runs_split_by_horizon_gives_back_the_one_run(tmp_path):
+    """A committed run cut into one folder per horizon and merged again: the same rows, the same
+    tables, every run's record kept; overlapping runs of our model are refused."""
+    whole = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "etth1-S-informer-s4d"
+    results = pd.read_csv(whole / "results.csv")
+    info = json.loads((whole / "run.json").read_text())
+    folders = []
+    for H in sorted(results.horizon.unique())[::-1]:  # out of order on purpose
+        folder = tmp_path / f"H{H}"
+        folder.mkdir()
+        results[results.horizon == H].to_csv(folder / "results.csv", index=False)
+        (folder / "run.json").write_text(json.dumps({**info, "seconds": float(H)}))
+        folders.append(folder)
+    run = bench.main(["--merge", *map(str, folders), "--out", str(tmp_path / "merged")])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "results.csv"), results)
+    assert (tmp_path / "merged" / "results.md").read_text() == (whole / "results.md").read_text()
+    assert run.info["seconds_each"] == sorted(results.horizon.unique().astype(float))[::-1]
+    (tmp_path / "H24" / "results.csv").write_text((folders[-1] / "results.csv").read_text())  # H=24 twice
+    with pytest.raises(ValueError, match="overlap"):
+        bench.merge_runs([folders[-1], tmp_path / "H24"], tmp_path / "bad")
