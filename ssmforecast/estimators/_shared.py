@@ -92,8 +92,8 @@ def check_even_state(est) -> None:
         raise ValueError(f"d_state must be even for {type(est).__name__} (N/2 conjugate pairs), got {est.d_state}")
 
 
-def build_backbone(est, d_input: int, d_output: int) -> Backbone:
-    """The Backbone described by an estimator's network parameters."""
+def build_backbone(est, d_input: int, d_output: int, hold: str = "constant") -> Backbone:
+    """The Backbone described by an estimator's network parameters (and the forecasters' hold)."""
     layer_kwargs = {} if est.d_state is None else {"d_state": est.d_state}
     return Backbone(
         d_input,
@@ -104,6 +104,7 @@ def build_backbone(est, d_input: int, d_output: int) -> Backbone:
         dropout=est.dropout,
         ff_expand=est.ff_expand,
         layer_kwargs=layer_kwargs,
+        hold=hold,
     )
 
 

@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from torch import nn
 
-from ..nn import Backbone
+from ..nn import HOLDS, Backbone
 from ._loop import resolve_device
 from ._shared import (
     NETWORK_DOC,
@@ -55,8 +55,6 @@ from ._windows import instance_stats, sliding_windows, tokens
 
 #: Training losses; "normal" trains a Gaussian head and enables intervals and quantiles.
 LOSSES = ("normal", "mse", "mae")
-#: How the SSM layers read their input over the gap before a token (``hold``).
-HOLDS = ("constant", "linear")
 #: Floor of the predicted standard deviation, in RevIN-normalised units.
 MIN_SIGMA = 1e-3
 _MTYPES = ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"]
@@ -76,25 +74,28 @@ class _ForecastNet(nn.Module):
     context length (a history sampled at another rate covers the same time span in more tokens).
     The network is causal, so the first k outputs do not depend on how many mask tokens follow.
 
-    ``hold`` is how each SSM layer reads its input over the gap before a token: "constant" holds
-    the token's own value over the gap (zero-order hold: the Backbone as it is), "linear" the mean
-    of the linear interpolation between the previous token and this one, ½ (v_{k−1} + v_k), at the
-    input of every layer's SSM (see :func:`_linear_hold_backbone`).
+    How each SSM layer reads its input over the gap before a token (``hold``) is the backbone's
+    (:class:`~ssmforecast.nn.ResidualBlock`).
     """
 
-    def __init__(self, backbone: Backbone, context_length: int, horizon: int, d_out: int, hold: str = "constant"):
+    def __init__(self, backbone: Backbone, context_length: int, horizon: int, d_out: int):
         super().__init__()
         self.backbone = backbone
         self.context_length, self.horizon, self.d_out = context_length, horizon, d_out
-        self.hold = hold
         self.head = nn.Linear(backbone.d_model, d_out)
         self.direct = nn.Linear(backbone.d_model, horizon * d_out)
+
+    def __setstate__(self, state):
+        # networks pickled when the linear hold lived here (``hold``) and not in the blocks
+        hold = state.pop("hold", "constant")
+        super().__setstate__(state)
+        for block in self.backbone.blocks:
+            block.hold = getattr(block, "hold", hold)
 
     def forward(self, tokens: torch.Tensor, ahead: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
         H = self.horizon
         L = tokens.shape[1] - ahead.shape[1]  # observed tokens: context_length, or the tokens of its time span
-        linear = getattr(self, "hold", "constant") == "linear"  # networks pickled before ``hold``: constant
-        z = _linear_hold_backbone(self.backbone, tokens, dt) if linear else self.backbone(tokens, dt)  # (batch, L+k, d_model)
+        z = self.backbone(tokens, dt)  # (batch, L+k, d_model)
         W = self.direct(z[:, L - 1]).unflatten(-1, (H, self.d_out))  # (batch, H, C·P): W_1 z_L … W_H z_L
         pos = (ahead - 1).clamp(0, H - 1)  # (batch, k) fractional index into 1…H
         i0 = pos.floor().long()
@@ -102,30 +103,6 @@ class _ForecastNet(nn.Module):
         w = (pos - i0.to(pos.dtype)).unsqueeze(-1)  # (batch, k, 1)
         pick = lambda i: W.gather(1, i.unsqueeze(-1).expand(-1, -1, self.d_out))  # noqa: E731  (batch, k, C·P)
         return self.head(z[:, L:]) + (1 - w) * pick(i0) + w * pick(i1)  # (batch, k, C·P)
-
-
-def _interval_means(v: torch.Tensor) -> torch.Tensor:
-    """v (batch, L, H) → ½ (v_{k−1} + v_k) along the sequence (v_0 for the first token): the mean,
-    over the gap before each token, of the linear interpolation between consecutive tokens."""
-    return torch.cat([v[:, :1], 0.5 * (v[:, 1:] + v[:, :-1])], dim=1)
-
-
-def _linear_hold_backbone(backbone: Backbone, u: torch.Tensor, dt: torch.Tensor | None) -> torch.Tensor:
-    """``backbone(u, dt)`` with a linear hold: u (batch, L, d_input) → (batch, L, d_model).
-
-    The same blocks, weights and residual stream, except that each block's sequence layer reads,
-    at token k, the interval mean ½ (v_{k−1} + v_k) of its (normalised) input v instead of v_k.
-    Under zero-order hold a token's value stands for the whole gap before it, so the state that a
-    layer integrates lags the signal by half a step; the interval mean integrates the piecewise-linear
-    path between the observations (the midpoint rule: second-order accurate in the step), so the
-    state depends far less on how finely the same path was sampled. Causal: token k reads tokens
-    ≤ k only.
-    """
-    x = backbone.encoder(u)  # (batch, L, H)
-    for block in backbone.blocks:
-        x = x + block._drop(block.layer(_interval_means(block.norm(x)), dt))  # (batch, L, H)
-        x = block._feed_forward(x)
-    return backbone.head(backbone.norm(x))  # (batch, L, d_model): the backbone is built without d_output
 
 
 def _softplus(x):
@@ -446,7 +423,7 @@ class _SSMForecaster(BaseForecaster):
         d_input = C + 1 + len(self.exog_names_)
         self.module_, self.history_ = fit_network(
             self,
-            lambda: _ForecastNet(build_backbone(self, d_input, None), L, H, C * n_params, self.hold_),
+            lambda: _ForecastNet(build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params),
             inputs,
             targets,
             _HeadLoss(self.loss, C),

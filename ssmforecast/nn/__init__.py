@@ -5,7 +5,7 @@ the previous observation — and has a recurrent ``step`` that equals its parall
 """
 
 from ._base import SequenceLayer, register_ssm_param
-from .backbone import LAYERS, Backbone, FeedForward, ResidualBlock
+from .backbone import HOLDS, LAYERS, Backbone, FeedForward, ResidualBlock, interval_means
 from .mamba import MambaLayer
 from .s4 import S4DLayer, S4Layer
 
@@ -19,4 +19,6 @@ __all__ = [
     "FeedForward",
     "Backbone",
     "LAYERS",
+    "HOLDS",
+    "interval_means",
 ]

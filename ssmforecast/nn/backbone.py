@@ -4,8 +4,12 @@
 
     u ─► encoder Linear(d_input, H) ─► [ResidualBlock] × n_layers ─► LayerNorm ─► head Linear(H, d_output)
 
-    ResidualBlock:  x ─► x + Dropout(layer(LayerNorm(x), dt))          (pre-norm)
+    ResidualBlock:  x ─► x + Dropout(layer(hold(LayerNorm(x)), dt))    (pre-norm)
                       ─► x + Dropout(FF(LayerNorm(x)))                  (optional feed-forward, GLU)
+
+``hold`` is how the sequence layer reads its input over the gap before a token: "constant" (zero-
+order hold, the identity) or "linear", the interval mean ½ (v_{k−1} + v_k) of the straight line
+between consecutive tokens (v_0 for the first), which ``step`` reproduces by keeping v_{k−1}.
 
 Every piece is position-wise except the sequence layers, so the stack keeps their contract
 (:class:`~ssmforecast.nn._base.SequenceLayer`): causal, ``dt``-aware, and with a recurrent ``step``.
@@ -25,6 +29,15 @@ from .s4 import S4DLayer, S4Layer
 
 #: Sequence layers a Backbone can stack, by name.
 LAYERS: dict[str, type[SequenceLayer]] = {"s4": S4Layer, "s4d": S4DLayer, "mamba": MambaLayer}
+#: How a block's sequence layer reads its input over the gap before each token (``hold``).
+HOLDS = ("constant", "linear")
+
+
+# Linear hold (docs/time.md): under ZOH the layer integrates, over the gap before token k, the
+# straight line from v_{k−1} to v_k through its mean ½ (v_{k−1} + v_k) (the midpoint rule)
+def interval_means(v: torch.Tensor) -> torch.Tensor:
+    """v (batch, L, H) → ½ (v_{k−1} + v_k) along the sequence, v_0 for the first token (batch, L, H)."""
+    return torch.cat([v[:, :1], 0.5 * (v[:, 1:] + v[:, :-1])], dim=1)
 
 # Backbone → its torch.compile'd step (Backbone.compile_step); kept out of the module so that
 # copying or pickling a Backbone never meets a compiled function
@@ -54,14 +67,21 @@ class ResidualBlock(SequenceLayer):
         Dropout on each residual branch.
     ff_expand : int or None, default None
         Width factor of the feed-forward sub-block; None for none.
+    hold : {"constant", "linear"}, default "constant"
+        What the layer reads at token k: the normalised input v_k itself, or the interval mean
+        ½ (v_{k−1} + v_k) (see the module docstring). With "linear" the recurrent state is the
+        pair (layer state, v_{k−1} or None before the first token).
     """
 
-    def __init__(self, layer: SequenceLayer, dropout: float = 0.0, ff_expand: int | None = None):
+    def __init__(self, layer: SequenceLayer, dropout: float = 0.0, ff_expand: int | None = None, hold: str = "constant"):
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         if ff_expand is not None and (not isinstance(ff_expand, int) or ff_expand < 1):
             raise ValueError(f"ff_expand must be a positive int or None, got {ff_expand!r}")
+        if hold not in HOLDS:
+            raise ValueError(f"hold must be one of {', '.join(map(repr, HOLDS))}, got {hold!r}")
+        self.hold = hold
         self.d_model = layer.d_model
         self.layer = layer
         self.norm = nn.LayerNorm(self.d_model)
@@ -78,11 +98,17 @@ class ResidualBlock(SequenceLayer):
 
     def forward(self, u: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
         """u (batch, L, H), dt (batch, L) or None → (batch, L, H)."""
-        x = u + self._drop(self.layer(self.norm(u), dt))  # (batch, L, H)
+        v = self.norm(u)  # (batch, L, H)
+        x = u + self._drop(self.layer(interval_means(v) if self._linear else v, dt))  # (batch, L, H)
         return self._feed_forward(x)
 
+    @property
+    def _linear(self) -> bool:
+        return getattr(self, "hold", "constant") == "linear"  # blocks pickled before ``hold``: constant
+
     def allocate_state(self, batch: int):
-        return self.layer.allocate_state(batch)
+        state = self.layer.allocate_state(batch)
+        return (state, None) if self._linear else state
 
     def step(self, u: torch.Tensor, state, dt: torch.Tensor | None = None):
         """u (batch, H), dt (batch,) or None → (y (batch, H), state)."""
@@ -92,9 +118,13 @@ class ResidualBlock(SequenceLayer):
     def _step(self, u: torch.Tensor, state, dt: torch.Tensor | None = None):
         """``step`` after the input checks: the layer's own ``_step`` skips them too."""
         norm = self.norm
-        x = F.layer_norm(u, norm.normalized_shape, norm.weight, norm.bias, norm.eps)  # (batch, H)
-        y, state = self.layer._step(x, state, dt)  # (batch, H)
-        return self._feed_forward(u + self._drop(y)), state  # (batch, H)
+        v = F.layer_norm(u, norm.normalized_shape, norm.weight, norm.bias, norm.eps)  # (batch, H)
+        if not self._linear:
+            y, state = self.layer._step(v, state, dt)  # (batch, H)
+            return self._feed_forward(u + self._drop(y)), state  # (batch, H)
+        layer_state, prev = state
+        y, layer_state = self.layer._step(v if prev is None else 0.5 * (prev + v), layer_state, dt)  # (batch, H)
+        return self._feed_forward(u + self._drop(y)), (layer_state, v)  # (batch, H)
 
 
 class Backbone(SequenceLayer):
@@ -117,6 +147,8 @@ class Backbone(SequenceLayer):
         Feed-forward width factor in each block; None for no feed-forward.
     layer_kwargs : dict or None
         Extra keyword arguments for the layer class (e.g. ``{"d_state": 16}``).
+    hold : {"constant", "linear"}, default "constant"
+        How every block's layer reads its input over the gap before a token (:class:`ResidualBlock`).
 
     Shapes: forward(u (batch, L, d_input), dt (batch, L) or None) → (batch, L, d_output or d_model);
     step(u (batch, d_input), state, dt (batch,) or None) → ((batch, d_output or d_model), state).
@@ -133,6 +165,7 @@ class Backbone(SequenceLayer):
         dropout: float = 0.0,
         ff_expand: int | None = None,
         layer_kwargs: dict | None = None,
+        hold: str = "constant",
     ):
         super().__init__()
         if layer not in LAYERS:
@@ -147,7 +180,8 @@ class Backbone(SequenceLayer):
         kwargs = dict(layer_kwargs or {})
         self.encoder = nn.Linear(d_input, d_model)
         self.blocks = nn.ModuleList(
-            ResidualBlock(LAYERS[layer](d_model, **kwargs), dropout=dropout, ff_expand=ff_expand) for _ in range(n_layers)
+            ResidualBlock(LAYERS[layer](d_model, **kwargs), dropout=dropout, ff_expand=ff_expand, hold=hold)
+            for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Identity() if d_output is None else nn.Linear(d_model, d_output)
@@ -182,7 +216,7 @@ class Backbone(SequenceLayer):
         the matrix products: on a 2-core CPU about 3× faster than the eager step for Mamba. The
         first call compiles (tens of seconds); a new batch size, dtype, device or grad mode
         compiles again. Used for ``dt=None`` with grad disabled and no active dropout; otherwise,
-        and for S4 with ``discretization="zoh"``, ``step`` runs eagerly. A copy of the Backbone
+        and for S4 with ``discretization="zoh"`` or blocks with ``hold="linear"``, ``step`` runs eagerly. A copy of the Backbone
         is not compiled.
 
         Parameters
@@ -198,7 +232,7 @@ class Backbone(SequenceLayer):
 
         Writes to self: nothing on the module; the compiled function is kept in a weak table.
         """
-        if not enabled or not all(block.layer._real_step_supported() for block in self.blocks):
+        if not enabled or not all(block.layer._real_step_supported() and not block._linear for block in self.blocks):
             _COMPILED_STEPS.pop(self, None)
             return self
         fns = tuple(type(block.layer)._real_step for block in self.blocks)

@@ -12,7 +12,8 @@ from sktime.forecasting.base import ForecastingHorizon
 from ssmforecast import MambaForecaster, S4DForecaster
 from ssmforecast.estimators._time import InSampleForecastError
 from ssmforecast.estimators._windows import instance_stats, tokens
-from ssmforecast.estimators.forecasters import HOLDS, _ForecastNet, _interval_means, _linear_hold_backbone
+from ssmforecast.estimators.forecasters import HOLDS, _ForecastNet
+from ssmforecast.nn import interval_means as _interval_means
 from ssmforecast.nn import Backbone
 from ssmforecast.nn import S4DLayer
 
@@ -162,8 +163,24 @@ def test_hold_defaults_to_linear_on_irregular_steps_only():
     hourly = pd.Series(irregular(200, 1.0, 3).to_numpy(), index=pd.date_range("2022-01-01", periods=200, freq="h"))
     assert S4DForecaster(**kw).fit(hourly).hold_ == "constant"
     linear = S4DForecaster(hold="linear", **kw).fit(hourly)
-    assert linear.hold_ == "linear" and linear.module_.hold == "linear"
+    assert linear.hold_ == "linear" and all(b.hold == "linear" for b in linear.module_.backbone.blocks)
     assert S4DForecaster(hold="constant", **kw).fit(y).hold_ == "constant"
+
+
+def test_networks_pickled_with_the_hold_on_the_network_load_it_into_the_blocks():
+    """Before the hold moved into the blocks, _ForecastNet carried ``hold`` itself: such a pickle
+    loads with that hold in every block (and "constant" where it had none)."""
+    import pickle
+
+    for old_hold in ("linear", "constant", None):
+        net = _ForecastNet(Backbone(3, 8, 2, layer="s4d", layer_kwargs={"d_state": 4}), 12, 4, 1)
+        for block in net.backbone.blocks:
+            del block.hold  # as pickled then
+        if old_hold is not None:
+            net.hold = old_hold
+        loaded = pickle.loads(pickle.dumps(net))
+        assert [b.hold for b in loaded.backbone.blocks] == [old_hold or "constant"] * 2
+        assert "hold" not in loaded.__dict__
 
 
 @pytest.mark.parametrize("hold", ["cubic", "", 1])
@@ -187,7 +204,7 @@ def test_linear_hold_network_is_causal_and_reads_interval_means(layer):
     """Token k's output depends on tokens ≤ k only; the features are the block's layer run by hand
     on ½ (v_{k−1} + v_k) of its normalised input; switching the hold changes the forecast."""
     torch.manual_seed(0)
-    net = _ForecastNet(Backbone(3, 8, 1, layer=layer, layer_kwargs={"d_state": 4}), 12, 4, 1, hold="linear").double()
+    net = _ForecastNet(Backbone(3, 8, 1, layer=layer, layer_kwargs={"d_state": 4}, hold="linear"), 12, 4, 1).double()
     net.eval()
     u = torch.randn(2, 16, 3, dtype=torch.float64)
     dt = torch.rand(2, 16, dtype=torch.float64) + 0.5
@@ -200,8 +217,8 @@ def test_linear_hold_network_is_causal_and_reads_interval_means(layer):
         bb, block = net.backbone, net.backbone.blocks[0]
         x = bb.encoder(u)
         manual = bb.norm(x + block.layer(_interval_means(block.norm(x)), dt))
-        features = _linear_hold_backbone(bb, u, dt)
-        net.hold = "constant"
+        features = bb(u, dt)
+        block.hold = "constant"
         constant = net(u, ahead, dt)
     torch.testing.assert_close(out2[:, :2], out[:, :2], rtol=0, atol=0)
     assert not torch.allclose(out2[:, 2], out[:, 2])

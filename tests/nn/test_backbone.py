@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ssmforecast.nn import LAYERS, Backbone, ResidualBlock, S4DLayer
+from ssmforecast.nn import LAYERS, Backbone, ResidualBlock, S4DLayer, interval_means
 
 from _stepping import run_steps as _stepped
 
@@ -39,6 +39,32 @@ def test_backbone_step_equals_forward(layer, irregular, dtype, tol):
     y = model(u, dt)
     assert y.shape == (2, 48, 2) and y.dtype == dtype
     assert _rel(_stepped(model, u, dt)[0], y) < tol
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("irregular", [False, True])
+def test_linear_hold_step_equals_forward_and_reads_interval_means(layer, irregular):
+    """hold="linear": the recurrent step (keeping v_{k−1}) equals the convolutional/scan forward,
+    which equals each block's layer run by hand on ½ (v_{k−1} + v_k); the constant hold differs."""
+    model = _backbone(layer, hold="linear")
+    u = torch.randn(2, 40, 3, dtype=f64)
+    dt = _dt(2, 40) if irregular else None
+    with torch.no_grad():
+        y = model(u, dt)
+        assert _rel(_stepped(model, u, dt)[0], y) < 1e-8
+        x = model.encoder(u)
+        for block in model.blocks:  # by hand: interval means of the normalised input, v_0 first
+            v = block.norm(x)
+            means = torch.cat([v[:, :1], (v[:, 1:] + v[:, :-1]) / 2], dim=1)
+            x = block._feed_forward(x + block.layer(means, dt))
+        torch.testing.assert_close(y, model.head(model.norm(x)), rtol=1e-12, atol=1e-12)
+        for block in model.blocks:
+            block.hold = "constant"
+        assert _rel(model(u, dt), y) > 1e-3
+    assert model.compile_step(backend="eager") is model  # linear blocks: never compiled
+    torch.testing.assert_close(interval_means(u[:, :2]), torch.stack([u[:, 0], (u[:, 0] + u[:, 1]) / 2], 1))
+    with pytest.raises(ValueError, match="hold"):
+        Backbone(3, 8, 1, hold="cubic")
 
 
 @pytest.mark.parametrize("layer", LAYERS)
