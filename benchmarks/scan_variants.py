@@ -13,7 +13,6 @@ peak memory from the CUDA allocator.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -22,25 +21,20 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from selective_scan import BATCH, D_INNER, scan_inputs  # noqa: E402
 
 from ssmforecast.math.scan import selective_scan  # noqa: E402
 
-BATCH, D_INNER, D_STATE = 8, 64, 16
 LENGTHS = (1024, 4096, 16384)
 BLOCKS = (None, 1024, 4096, 16384)
 
 
 def _inputs(L: int, device: str) -> list[torch.Tensor]:
-    """x, Δ (batch, H, L), A (H, N), B, C (batch, L, N), D (H,), all requiring grad; Δ log-uniform in [1e-3, 1e-1]."""
-    torch.manual_seed(0)
-    lo, hi = math.log(1e-3), math.log(1e-1)
-    x = torch.randn(BATCH, D_INNER, L, device=device)
-    delta = torch.exp(lo + (hi - lo) * torch.rand(BATCH, D_INNER, L, device=device))
-    A = -torch.exp(torch.randn(D_INNER, D_STATE, device=device))
-    B = torch.randn(BATCH, L, D_STATE, device=device)
-    C = torch.randn(BATCH, L, D_STATE, device=device)
-    D = torch.randn(D_INNER, device=device)
-    return [t.requires_grad_(True) for t in (x, delta, A, B, C, D)]
+    """selective_scan.py's inputs in this library's layout: x, Δ (batch, H, L), A, B, C, D, all requiring grad."""
+    x, delta, A, B, C, D = scan_inputs(L, device)
+    return [t.requires_grad_(True) for t in (x.transpose(1, 2), delta.transpose(1, 2), A, B, C, D)]
 
 
 def _sync(device: str) -> None:

@@ -73,17 +73,22 @@ def _impl(name: str) -> Callable[..., torch.Tensor]:
     return lambda x, d, A, B, C, D: block.selective_scan_seq(this, x, d, A, B, C, D)
 
 
+def scan_inputs(L: int, device: str | None = None) -> tuple[torch.Tensor, ...]:
+    """Seeded x, Δ (batch, L, d_inner), A (d_inner, N), B, C (batch, L, N), D (d_inner,); Δ log-uniform in [DT_MIN, DT_MAX]."""
+    torch.manual_seed(SEED)
+    lo, hi = math.log(DT_MIN), math.log(DT_MAX)
+    x = torch.randn(BATCH, L, D_INNER, dtype=DTYPE, device=device)
+    delta = torch.exp(lo + (hi - lo) * torch.rand(BATCH, L, D_INNER, dtype=DTYPE, device=device))
+    A = -torch.exp(torch.randn(D_INNER, D_STATE, dtype=DTYPE, device=device))
+    B = torch.randn(BATCH, L, D_STATE, dtype=DTYPE, device=device)
+    C = torch.randn(BATCH, L, D_STATE, dtype=DTYPE, device=device)
+    D = torch.randn(D_INNER, dtype=DTYPE, device=device)
+    return x, delta, A, B, C, D
+
+
 def _setup(name: str, backward: bool) -> Callable[[int], Callable[[], object]]:
     def setup(L: int) -> Callable[[], object]:
-        torch.manual_seed(SEED)
-        lo, hi = math.log(DT_MIN), math.log(DT_MAX)
-        x = torch.randn(BATCH, L, D_INNER, dtype=DTYPE)
-        delta = torch.exp(lo + (hi - lo) * torch.rand(BATCH, L, D_INNER, dtype=DTYPE))
-        A = -torch.exp(torch.randn(D_INNER, D_STATE, dtype=DTYPE))
-        B = torch.randn(BATCH, L, D_STATE, dtype=DTYPE)
-        C = torch.randn(BATCH, L, D_STATE, dtype=DTYPE)
-        D = torch.randn(D_INNER, dtype=DTYPE)
-        inputs = (x, delta, A, B, C, D)
+        inputs = scan_inputs(L)
         fn = _impl(name)
         if not backward:
 
