@@ -616,8 +616,8 @@ class _SelectiveScan(torch.autograd.Function):
         return gu, gdelta, gA, gB, gC, gD, gx0, None, None
 
 
-#: Ways of running :func:`selective_scan`'s per-block recurrence ("auto": "loop" on the CPU,
-#: "chunked" elsewhere).
+#: Ways of running :func:`selective_scan`'s per-block recurrence ("auto": "loop" on the CPU, the
+#: compiled "associative" scan on CUDA where it works, "chunked" elsewhere).
 SELECTIVE_INNER: tuple[str, ...] = ("auto", "loop", "chunked", "associative")
 
 
