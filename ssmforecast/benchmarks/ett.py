@@ -531,19 +531,18 @@ def plot_samples(sample: _Sample, path: Path) -> None:
 # ---------------------------------------------------------------------------------- CLI
 
 
-def merge_runs(folders: list[Path], out: Path) -> pd.DataFrame:
+def merge_runs(folders: list[Path], out: Path) -> BenchmarkRun:
     """One results folder from runs of the same command split by horizon (e.g. one process per
     horizon on a GPU): results.csv rows concatenated (the naive and published rows once per
     setting and horizon), results.md rebuilt from them, run.json listing every run's own record.
-    → the merged results (the rows, in setting and horizon order)."""
+    → the merged run (results: the rows, in setting and horizon order; no fits or predictions)."""
     runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
     parts = [pd.read_csv(Path(f) / "results.csv") for f in folders]
     results = pd.concat(parts, ignore_index=True)
     keys = ["data", "protocol", "features", "horizon", "kind", "method", "source"]
-    if results.duplicated(keys).any() and not results[results.kind == "ours"].duplicated(keys).any():
-        results = results.drop_duplicates(keys)  # a shared horizon's naive and published rows
-    elif results.duplicated(keys).any():
+    if results[results.kind == "ours"].duplicated(keys).any():
         raise ValueError("the runs overlap: the same model at the same setting and horizon twice")
+    results = results.drop_duplicates(keys)  # a shared horizon's naive and published rows, once
     order = {k: i for i, k in enumerate(dict.fromkeys(zip(results.data, results.protocol, results.features)))}
     results = results.assign(_s=[order[k] for k in zip(results.data, results.protocol, results.features)])
     results = results.sort_values(["_s", "horizon"], kind="stable").drop(columns="_s").reset_index(drop=True)
@@ -558,7 +557,7 @@ def merge_runs(folders: list[Path], out: Path) -> pd.DataFrame:
     results.to_csv(out / "results.csv", index=False)
     info = {"merged_from": runs, "seconds_each": [r["seconds"] for r in runs], "commands": [r["command"] for r in runs]}
     (out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    return results
+    return BenchmarkRun(results=results, fits={}, predictions={}, out=out, info=info)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -640,10 +639,9 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     if args.merge:
         if not args.out:
             parser.error("--merge needs --out")
-        results = merge_runs([Path(f) for f in args.merge], Path(args.out))
-        print((Path(args.out) / "results.md").read_text())
-        info = json.loads((Path(args.out) / "run.json").read_text())
-        return BenchmarkRun(results=results, fits={}, predictions={}, out=Path(args.out), info=info)
+        run = merge_runs([Path(f) for f in args.merge], Path(args.out))
+        print((run.out / "results.md").read_text())
+        return run
     command = shlex.join(sys.orig_argv) if argv is None else shlex.join([sys.executable, "-m", "ssmforecast.benchmarks.ett", *argv])
     pick = lambda value, quick, full: value if value is not None else (quick if args.quick else full)  # noqa: E731
     data = pick(args.data, QUICK["data"], list(DATA))
@@ -655,6 +653,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     if args.lookback is not None and args.lookback < 1:
         parser.error("--lookback must be a positive integer")
     configs = {feat: _configs(args, models, feat) for feat in features}
+    channels = {feat: args.channels or DEFAULT_CHANNELS[feat] for feat in features}
     device = _device(args.device, parser)
     out = Path(args.out) if args.out else Path("benchmarks") / "results" / datetime.datetime.now().strftime("ett-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -672,7 +671,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
             for feat in features:
                 r, f, p, s = run_setting(
                     df, name, protocol, feat, horizon_list, models, lookback, configs[feat], args.seed, device,
-                    keep_predictions=keep_predictions, log=log, channels=args.channels or DEFAULT_CHANNELS[feat],
+                    keep_predictions=keep_predictions, log=log, channels=channels[feat],
                 )  # fmt: skip
                 rows += r
                 fits.update(f)
@@ -711,7 +710,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         "data_dir": args.data_dir,
         "protocols": protocols,
         "features": features,
-        "channels": {feat: args.channels or DEFAULT_CHANNELS[feat] for feat in features},
+        "channels": channels,
         "models": {m: configs[features[0]][m] for m in models},  # the first features' (see "configs")
         "configs": configs,
         "fits": {" ".join(map(str, k)): asdict(v) for k, v in fits.items()},

@@ -13,9 +13,7 @@ from ssmforecast import MambaForecaster, S4DForecaster
 from ssmforecast.estimators._time import InSampleForecastError
 from ssmforecast.estimators._windows import instance_stats, tokens
 from ssmforecast.estimators.forecasters import HOLDS, _ForecastNet
-from ssmforecast.nn import interval_means as _interval_means
-from ssmforecast.nn import Backbone
-from ssmforecast.nn import S4DLayer
+from ssmforecast.nn import Backbone, S4DLayer, interval_means
 
 SMALL = {"d_model": 16, "n_layers": 1, "d_state": 8, "batch_size": 64, "random_state": 0}
 
@@ -216,7 +214,7 @@ def test_linear_hold_network_is_causal_and_reads_interval_means(layer):
         out2 = net(changed, ahead, dt)
         bb, block = net.backbone, net.backbone.blocks[0]
         x = bb.encoder(u)
-        manual = bb.norm(x + block.layer(_interval_means(block.norm(x)), dt))
+        manual = bb.norm(x + block.layer(interval_means(block.norm(x)), dt))
         features = bb(u, dt)
         block.hold = "constant"
         constant = net(u, ahead, dt)
@@ -241,7 +239,7 @@ def test_linear_hold_integrates_a_smooth_input_nearly_independently_of_the_sampl
         t = np.arange(0.0, 48.0 + h / 2, h)
         u = torch.tensor(np.sin(0.7 * t))[None, :, None]  # (1, L, 1)
         if linear:
-            u = _interval_means(u)
+            u = interval_means(u)
         dt = torch.full((1, len(t)), h, dtype=torch.float64)
         with torch.no_grad():
             y = layer._scan(u.transpose(1, 2), dt)[0, 0].numpy()
