@@ -15,10 +15,13 @@ The discrete system is x_k = Ā_k x_{k−1} + B̄_k u_k, where u_k is the input 
 Methods (:data:`METHODS`): ``"zoh"`` (zero-order hold, exact for piecewise-constant input) and the
 generalized bilinear transform GBT(α) (Zhang, Liu & Chen 2007), Ā = (I − αΔA)⁻¹(I + (1−α)ΔA),
 B̄ = (I − αΔA)⁻¹ΔB, with ``"euler"`` (α = 0, forward Euler), ``"backward_euler"`` (α = 1) and
-``"bilinear"`` (α = ½, Tustin; the discretization of S4).
+``"bilinear"`` (α = ½, Tustin; the discretization of S4). For diagonal A, :func:`foh_diag` adds the
+first-order hold, exact for an input linear between samples: x_k = Ā x_{k−1} + B̄₀ u_{k−1} + B̄₁ u_k.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -159,6 +162,46 @@ def gbt_diag(Lambda: torch.Tensor, B: torch.Tensor, dt, alpha: float) -> tuple[t
     dtL = dt[..., None] * Lambda  # (..., N)
     backward = 1 - alpha * dtL  # (..., N)
     return (1 + (1 - alpha) * dtL) / backward, dt[..., None] * B / backward
+
+
+# φ₂(z) = (e^z − 1 − z)/z² = Σ_{j≥0} z^j/(j+2)!: where |z| < 0.1 the Taylor polynomial (to z⁴ in single
+# precision, z¹⁰ in double: truncation below 10⁻⁹ and 10⁻²⁰ relative), elsewhere the closed form
+# (whose cancellation there costs at most a factor ~20 of the precision)
+_PHI2_TAYLOR = [1.0 / math.factorial(j + 2) for j in range(11)]
+
+
+def _phi1_phi2(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """φ₁(z) = (e^z − 1)/z and φ₂(z) = (e^z − 1 − z)/z², with φ₁(0) = 1 and φ₂(0) = ½, elementwise,
+    accurate for small |z| (one ``expm1`` for both)."""
+    small = z.abs() < 0.1
+    safe = torch.where(small, torch.ones_like(z), z)  # no 0/0 in the branch not taken (nor in its gradient)
+    em1 = torch.expm1(safe)
+    terms = _PHI2_TAYLOR if z.real.dtype == torch.float64 else _PHI2_TAYLOR[:5]
+    series = torch.full_like(z, terms[-1])
+    for c in reversed(terms[:-1]):  # Horner
+        series = series * z + c
+    # φ₁ = 1 + z φ₂, free of cancellation where |z| is small
+    return torch.where(small, 1 + z * series, em1 / safe), torch.where(small, series, (em1 - safe) / (safe * safe))
+
+
+# First-order hold for diagonal A: the input is the straight line from u_{k−1} to u_k over the step,
+# u(t_{k−1} + s) = u_{k−1} + (s/Δ)(u_k − u_{k−1}), integrated exactly (derivation in docs/time.md):
+#   x_k = e^{ΔΛ} x_{k−1} + ∫₀^Δ e^{(Δ−s)Λ} B u(t_{k−1} + s) ds = Ā x_{k−1} + B̄₀ u_{k−1} + B̄₁ u_k,
+#   B̄₁ = Δ φ₂(ΔΛ) B,  B̄₀ = Δ (φ₁(ΔΛ) − φ₂(ΔΛ)) B  (so B̄₀ + B̄₁ is ZOH's B̄)
+def foh_diag(Lambda: torch.Tensor, B: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """First-order hold, diagonal: Λ (..., N), B (..., N), Δ (...) → Ā, B̄₀, B̄₁ (..., N) with
+    x_k = Ā x_{k−1} + B̄₀ u_{k−1} + B̄₁ u_k, exact for an input linear between samples.
+
+    B̄₀ weighs the previous sample and B̄₁ the current one; for |ΔΛ| → 0 both tend to Δ/2 · B (the
+    trapezoidal rule), for a fast mode (Re ΔΛ → −∞) B̄₁ carries all the weight.
+    """
+    _check_diag(Lambda, B)
+    dt = _as_step(dt, Lambda)
+    check_broadcast(Lambda=Lambda[..., 0], B=B[..., 0], dt=dt)
+    dtL = dt[..., None] * Lambda  # (..., N)
+    dtB = dt[..., None] * B  # (..., N)
+    phi1, phi2 = _phi1_phi2(dtL)  # (..., N)
+    return torch.exp(dtL), (phi1 - phi2) * dtB, phi2 * dtB
 
 
 def discretize_diag(Lambda: torch.Tensor, B: torch.Tensor, dt, method: str = "zoh") -> tuple[torch.Tensor, torch.Tensor]:

@@ -248,9 +248,14 @@ def ssm_scan(
     method: str = "auto",
     chunk_size: int = 16,
     conj_pairs: bool = False,
+    dB_prev: torch.Tensor | None = None,
+    u_before: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x_k = Ā_k ⊙ x_{k−1} + B̄_k u_k, y_k = Σ_n C_{k,n} x_{k,n} + D u_k;
     u (..., H, L), Ā, B̄, C (..., H, L, N) → y (..., H, L), x_last (..., H, N).
+
+    With ``dB_prev`` (first-order hold, :func:`~ssmforecast.math.discretize.foh_diag`) the input
+    term is B̄_k u_k + B̄⁰_k u_{k−1}, u_{−1} being ``u_before`` (default u_0).
 
     For a complex state the output is y = Re(Σ_n C x) or, with ``conj_pairs=True`` (each mode
     standing for itself and its complex conjugate, as in S4D), y = 2 Re(Σ_n C x).
@@ -279,6 +284,11 @@ def ssm_scan(
         Chunk length T >= 2 of the chunked scan.
     conj_pairs : bool, default False
         Double the real part (complex state only).
+    dB_prev : Tensor of shape (..., H, L, N), optional
+        Weight B̄⁰_k of the previous input u_{k−1} (first-order hold).
+    u_before : Tensor of shape (..., H), optional
+        The input before u_0, read by ``dB_prev`` at the first step; u_0 if omitted. Streaming:
+        pass the last input of the previous part.
 
     Returns
     -------
@@ -298,19 +308,29 @@ def ssm_scan(
     T = _check_chunk_size(chunk_size)
     named = {"u": u, "dA": dA, "dB": dB, "C": C}
     named |= ({} if D is None else {"D": D}) | ({} if x0 is None else {"x0": x0})
+    named |= ({} if dB_prev is None else {"dB_prev": dB_prev}) | ({} if u_before is None else {"u_before": u_before})
+    if u_before is not None and dB_prev is None:
+        raise ValueError("u_before is read only with dB_prev (first-order hold); got u_before without dB_prev")
     for name, t in named.items():
         check_finite(name, t)
         _check_float(name, t)
     if u.ndim < 2:
         raise ValueError(f"u must have shape (..., H, L), got {tuple(u.shape)}")
-    if u.is_complex():
-        raise ValueError(f"u must be real, got dtype {u.dtype}")
+    for name in ("u", "u_before"):
+        if name in named and named[name].is_complex():
+            raise ValueError(f"{name} must be real, got dtype {named[name].dtype}")
     if u.shape[-1] == 0:
         raise ValueError(f"u has an empty time axis (dim -1): shape {tuple(u.shape)}")
     for name in ("dA", "dB", "C"):
         if named[name].ndim < 3:
             raise ValueError(f"{name} must have shape (..., H, L, N), got {tuple(named[name].shape)}")
     tensors = {"u[..., None]": u.unsqueeze(-1), "dA": dA, "dB": dB, "C": C}
+    if dB_prev is not None:
+        if dB_prev.ndim < 3:
+            raise ValueError(f"dB_prev must have shape (..., H, L, N), got {tuple(dB_prev.shape)}")
+        tensors["dB_prev"] = dB_prev
+        if u_before is not None:
+            tensors["u_before[..., None, None]"] = u_before[..., None, None]
     if x0 is not None:
         if x0.ndim < 2:
             raise ValueError(f"x0 must have shape (..., H, N), got {tuple(x0.shape)}")
@@ -325,6 +345,8 @@ def ssm_scan(
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items())
         raise ValueError(f"time axes disagree: u has L={L} but the broadcast L is {shape[-2]} ({shapes})")
     state_dtype = torch.promote_types(torch.promote_types(dA.dtype, dB.dtype), C.dtype)
+    if dB_prev is not None:
+        state_dtype = torch.promote_types(state_dtype, dB_prev.dtype)
     if x0 is not None:
         state_dtype = torch.promote_types(state_dtype, x0.dtype)
     if conj_pairs and not state_dtype.is_complex:
@@ -332,6 +354,10 @@ def ssm_scan(
 
     a = dA.expand(dA.shape[:-2] + (L, dA.shape[-1]))  # (..., H, L, N)
     b = dB * u.unsqueeze(-1)  # (..., H, L, N)
+    if dB_prev is not None:  # + B̄⁰_k u_{k−1}
+        first = u[..., :1] if u_before is None else u_before[..., None].expand(u[..., :1].shape)
+        u_prev = torch.cat([first, u[..., :-1]], dim=-1)  # (..., H, L)
+        b = torch.addcmul(b, dB_prev, u_prev.unsqueeze(-1))  # (..., H, L, N)
     dtype = torch.promote_types(a.dtype, b.dtype)
     if x0 is not None:
         dtype = torch.promote_types(dtype, x0.dtype)

@@ -12,6 +12,7 @@ from ssmforecast.math.discretize import (
     discretize_diag,
     dplr_gbt,
     dplr_gbt_step,
+    foh_diag,
     gbt,
     gbt_diag,
     zoh,
@@ -86,6 +87,60 @@ def test_zoh_is_exact_for_piecewise_constant_input_at_irregular_steps():
         )
         xr = sol.y[:, -1]
         ref.append(xr)
+    np.testing.assert_allclose(np.array(xs), np.array(ref), atol=1e-10)
+
+
+# ------------------------------------------------------------------------------- first-order hold
+
+
+def test_foh_diag_matches_the_augmented_exponential_including_zero_tiny_and_fast_modes():
+    """x' = λx + b u, u' = w, w' = 0 over one step: exp(Δ M) of the 3 × 3 augmented matrix maps
+    (x_{k−1}, u_{k−1}, (u_k − u_{k−1})/Δ) to x_k, so B̄₁ = E[0, 2]/Δ and B̄₀ = E[0, 1] − E[0, 2]/Δ."""
+    rng = np.random.default_rng(6)
+    lam = np.array([-1 + 2j, -0.1 - 5j, 0.0, 1e-13 + 0j, -3e-9 + 1e-9j, -40.0, -0.5 + 30j, -0.04 + 0.05j])
+    B = rng.standard_normal(8) + 1j * rng.standard_normal(8)
+    dt = torch.tensor([1e-3, 0.5, 3.0], dtype=f64)
+    dA, dB0, dB1 = foh_diag(torch.tensor(lam)[None], torch.tensor(B), dt)  # (3, 8)
+    for i, d in enumerate(dt.tolist()):
+        for n, (l, b) in enumerate(zip(lam, B)):
+            E = scipy.linalg.expm(d * np.array([[l, b, 0], [0, 0, 1], [0, 0, 0]], complex))
+            np.testing.assert_allclose(dA[i, n].item(), E[0, 0], rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(dB1[i, n].item(), E[0, 2] / d, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(dB0[i, n].item(), E[0, 1] - E[0, 2] / d, rtol=1e-12, atol=1e-15)
+    # the two weights add up to ZOH's B̄; a slow mode splits them evenly (trapezoid)
+    torch.testing.assert_close(dB0 + dB1, zoh_diag(torch.tensor(lam)[None], torch.tensor(B), dt)[1], rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(dB0[:, 2], dB1[:, 2], rtol=1e-15, atol=0)
+    # float32 keeps its precision where |ΔΛ| is small (the Taylor branch) and around the switch at 0.1
+    z = torch.tensor([1e-6, 1e-3, 0.0999, 0.1001, -0.05 + 0.08j, 2.0], dtype=c128)
+    ref = foh_diag(z, torch.ones_like(z), 1.0)
+    got = foh_diag(z.to(torch.complex64), torch.ones(6, dtype=torch.complex64), 1.0)
+    for g, r in zip(got, ref):
+        assert ((g.to(c128) - r).abs() / r.abs()).max() < 1e-6
+
+
+def test_foh_is_exact_for_piecewise_linear_input_at_irregular_steps():
+    """A diagonal system driven by the straight lines between samples u_k at Poisson-random times:
+    the first-order-hold recurrence equals an adaptive ODE solve at every sample time."""
+    rng = np.random.default_rng(7)
+    lam = np.array([-0.3 + 2j, -1.5 + 0j, -0.05 - 0.7j])
+    B = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    L = 40
+    dts = rng.exponential(0.4, L) + 1e-3
+    u = rng.standard_normal(L + 1)  # u_{−1}, u_0, …: the line before the first step ends at u_0
+    dA, dB0, dB1 = (t.numpy() for t in foh_diag(torch.tensor(lam)[None], torch.tensor(B), torch.tensor(dts)))  # (L, 3)
+    x, xs = np.zeros(3, complex), []
+    for k in range(L):
+        x = dA[k] * x + dB0[k] * u[k] + dB1[k] * u[k + 1]  # (3,)
+        xs.append(x)
+    ref, xr = [], np.zeros(6)
+    for k in range(L):
+        def rhs(s, z, k=k):
+            line = u[k] + s / dts[k] * (u[k + 1] - u[k])
+            dx = lam * (z[:3] + 1j * z[3:]) + B * line
+            return np.concatenate([dx.real, dx.imag])
+
+        xr = scipy.integrate.solve_ivp(rhs, (0, dts[k]), xr, method="DOP853", rtol=1e-13, atol=1e-14).y[:, -1]
+        ref.append(xr[:3] + 1j * xr[3:])
     np.testing.assert_allclose(np.array(xs), np.array(ref), atol=1e-10)
 
 
@@ -195,7 +250,7 @@ def test_dplr_gbt_equals_dense_gbt(alpha, rank):
 def test_bad_step_is_rejected(bad):
     A, B = -torch.eye(2, dtype=f64), torch.ones(2, dtype=f64)
     dt = torch.tensor([0.1, bad], dtype=f64)
-    for fn in (lambda: zoh(A, B, dt), lambda: zoh_diag(torch.diagonal(A), B, dt)):
+    for fn in (lambda: zoh(A, B, dt), lambda: zoh_diag(torch.diagonal(A), B, dt), lambda: foh_diag(torch.diagonal(A), B, dt)):
         with pytest.raises(ValueError, match="dt"):
             fn()
     with pytest.raises(ValueError, match="dt"):
@@ -210,6 +265,8 @@ def test_shape_and_name_errors_name_the_problem():
         zoh(A, B[:2], 0.1)
     with pytest.raises(ValueError, match="B must have last dimension N=3"):
         zoh_diag(torch.diagonal(A), B[:2], 0.1)
+    with pytest.raises(ValueError, match="B must have last dimension N=3"):
+        foh_diag(torch.diagonal(A), B[:2], 0.1)
     with pytest.raises(ValueError, match="unknown discretization method 'tustin'.*'bilinear'"):
         discretize(A, B, 0.1, "tustin")
     with pytest.raises(ValueError, match="alpha must lie in"):
@@ -233,6 +290,7 @@ def test_inputs_are_not_modified():
     dplr_gbt(Lam, P, Q, B, dt)
     dplr_gbt_step(x, torch.tensor(1.0, dtype=f64), Lam, P, Q, B, dt[0, 0])
     zoh_diag(Lam, B, dt)
+    foh_diag(Lam, B, dt)
     A = torch.diag(Lam)
     zoh(A, B, dt)
     for b, a in zip(before, (Lam, P, Q, B, dt, x)):

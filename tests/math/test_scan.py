@@ -316,6 +316,37 @@ def test_streaming_split(method):
     assert _max_rel(x2, x_last) < 1e-12
 
 
+@pytest.mark.parametrize("method", ["chunked", "sequential"])
+def test_first_order_hold_input_term_matches_numpy_loop_and_streams(method):
+    """With dB_prev: x_k = Ā_k x_{k−1} + B̄_k u_k + B̄⁰_k u_{k−1}, u_{−1} = u_0 (or u_before); a
+    stream split in two with u_before = the last input of the first part equals one call."""
+    u, dA, dB, C, D, x0 = _ssm_inputs(True, 59, L=41)
+    dB0 = _randn(dB.shape, True, _gen(60))
+    y, x_last = ssm_scan(u, dA, dB, C, D, x0, method=method, chunk_size=4, conj_pairs=True, dB_prev=dB0)
+    n = [t.numpy() for t in (u, dA, dB, C, D, x0, dB0)]
+    x, ys = n[5], []
+    for k in range(u.shape[-1]):
+        prev = n[0][..., max(k - 1, 0)]
+        x = n[1][..., k, :] * x + n[2][..., k, :] * n[0][..., k, None] + n[6][..., k, :] * prev[..., None]
+        ys.append(2 * np.real(np.sum(n[3][..., k, :] * x, axis=-1)) + n[4] * n[0][..., k])
+    assert _max_rel(y, torch.from_numpy(np.stack(ys, axis=-1))) < 1e-12
+    assert _max_rel(x_last, torch.from_numpy(x)) < 1e-12
+    k, opts = 17, dict(method=method, chunk_size=4, conj_pairs=True)
+    y1, x1 = ssm_scan(u[..., :k], dA[..., :k, :], dB[..., :k, :], C[..., :k, :], D, x0, dB_prev=dB0[..., :k, :], **opts)
+    y2, x2 = ssm_scan(
+        u[..., k:], dA[..., k:, :], dB[..., k:, :], C[..., k:, :], D, x1, dB_prev=dB0[..., k:, :], u_before=u[..., k - 1], **opts
+    )
+    assert _max_rel(torch.cat([y1, y2], dim=-1), y) < 1e-12 and _max_rel(x2, x_last) < 1e-12
+    with pytest.raises(ValueError, match="u_before is read only with dB_prev"):
+        ssm_scan(u, dA, dB, C, u_before=u[..., 0])
+    with pytest.raises(ValueError, match=re.escape("dB_prev (2, 3, 40, 4)")):
+        ssm_scan(u, dA, dB, C, dB_prev=dB0[..., 1:, :])
+    bad = dB0.clone()
+    bad[0, 0, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="dB_prev contains NaN"):
+        ssm_scan(u, dA, dB, C, dB_prev=bad)
+
+
 def test_ssm_scan_methods_agree_float32():
     u, dA, dB, C, D, x0 = _ssm_inputs(True, 43, batch=2, H=4, L=4096, N=8)
     y_ref, x_ref = ssm_scan(u, dA, dB, C, D, x0, method="sequential", conj_pairs=True)
