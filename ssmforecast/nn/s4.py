@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..math.discretize import METHODS, discretize_diag, dplr_gbt, dplr_gbt_step, zoh
+from ..math.discretize import METHODS, discretize_diag, dplr_gbt, dplr_gbt_step, foh_diag, zoh
 from ..math.conv import fft_conv
 from ..math.hippo import DIAGONAL_INITS, diagonal_init, dplr_legs
 from ..math.kernels import dplr_kernel, krylov_kernel, vandermonde_kernel
@@ -150,14 +150,18 @@ class SSMConvLayer(SequenceLayer):
         Dropout after the activation.
     """
 
+    #: The ``discretization`` values the layer accepts.
+    DISCRETIZATIONS: tuple[str, ...] = tuple(METHODS)
+
     def __init__(self, d_model, d_state, discretization, dt_min, dt_max, lr, dropout):
         super().__init__()
         if not isinstance(d_model, int) or d_model < 1:
             raise ValueError(f"d_model must be a positive int, got {d_model!r}")
         if not isinstance(d_state, int) or d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even int >= 2 (N/2 conjugate pairs), got {d_state!r}")
-        if discretization not in METHODS:
-            raise ValueError(f"unknown discretization {discretization!r}; valid choices are {', '.join(map(repr, METHODS))}")
+        if discretization not in self.DISCRETIZATIONS:
+            choices = ", ".join(map(repr, self.DISCRETIZATIONS))
+            raise ValueError(f"unknown discretization {discretization!r} for {type(self).__name__}; valid choices are {choices}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
         if not 0 <= dropout < 1:
@@ -192,6 +196,12 @@ class SSMConvLayer(SequenceLayer):
         """Called by ``forward`` before the kernel of (L, scale) is built or looked up; nothing by
         default (S4 may re-reference its learned C̃ to the length L here)."""
 
+    def _convolve(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """y = K̄ * x + D x with the (memoised) kernel of step Δ·scale; x (batch, H, L) → (batch, H, L)."""
+        L = x.shape[-1]
+        K = self._cached("kernel", lambda: self.kernel(L, scale), (L, scale))  # (H, L)
+        return fft_conv(x, K.to(x.dtype), self.D.to(x.dtype))  # (batch, H, L)
+
     def _output(self, y: torch.Tensor) -> torch.Tensor:
         """GELU → dropout → Linear(H, 2H) → GLU, position-wise; (..., H) → (..., H)."""
         y = self.activation(y)  # (..., H)
@@ -215,8 +225,7 @@ class SSMConvLayer(SequenceLayer):
             if scale is not None:  # K̄ depends on the parameters only: reused at inference
                 L = x.shape[-1]
                 self._prepare_kernel(L, scale)  # before the memo's key is read: it may update parameters
-                K = self._cached("kernel", lambda: self.kernel(L, scale), (L, scale))  # (H, L)
-                y = fft_conv(x, K.to(x.dtype), self.D.to(x.dtype))  # (batch, H, L)
+                y = self._convolve(x, scale)  # (batch, H, L)
             else:
                 y = self._scan(x, dt.to(x.dtype))  # (batch, H, L)
         # contiguous (batch, L, H): GELU's backward on the transposed view ran 13× slower (CPU)
@@ -275,12 +284,18 @@ class S4DLayer(SSMConvLayer):
         Real state size per channel (N), even.
     init : {"lin", "inv", "legs", "real"}, default "lin"
         Diagonal initialisation of Λ (S4D-Lin, S4D-Inv, S4D-LegS, S4D-Real).
-    discretization : {"zoh", "bilinear", "euler", "backward_euler"}, default "zoh"
+    discretization : {"zoh", "foh", "bilinear", "euler", "backward_euler"}, default "zoh"
+        "foh", the first-order hold, reads the input as the straight line between consecutive
+        samples (exact for such an input; :func:`~ssmforecast.math.discretize.foh_diag`), the
+        line before the first sample flat; its recurrent state is then the pair (x, u_{k−1} or
+        None before the first step).
     dt_min, dt_max : float, default 1e-3, 1e-1
     lr : float or None
         Learning-rate hint for Λ, Δ and B.
     dropout : float, default 0.0
     """
+
+    DISCRETIZATIONS = (*METHODS, "foh")
 
     def __init__(self, d_model, d_state=64, *, init="lin", discretization="zoh", dt_min=1e-3, dt_max=1e-1, lr=None, dropout=0.0):
         super().__init__(d_model, d_state, discretization, dt_min, dt_max, lr, dropout)
@@ -298,42 +313,80 @@ class S4DLayer(SSMConvLayer):
     def _Lambda(self) -> torch.Tensor:
         return torch.complex(-torch.exp(self.log_neg_re), self.im)  # (H, n)
 
+    @property
+    def _foh(self) -> bool:
+        return self.discretization == "foh"
+
     def kernel(self, L: int, scale: float = 1.0) -> torch.Tensor:
-        """K̄_l = 2 Re Σ_n C_n B̄_n Ā_n^l with Δ = scale · exp(log_dt); → (H, L)."""
+        """K̄_l = 2 Re Σ_n C_n B̄_n Ā_n^l with Δ = scale · exp(log_dt); → (H, L).
+
+        Under the first-order hold, the kernel of x_k = Ā x_{k−1} + B̄₀ u_{k−1} + B̄₁ u_k read
+        from u alone: K̄_0 = K̄¹_0, K̄_l = K̄¹_l + K̄⁰_{l−1} (see ``_foh_kernels``)."""
+        if self._foh:
+            return self._foh_kernels(L, scale)[0]
         dA, dB = discretize_diag(self._Lambda(), torch.view_as_complex(self.B), scale * self._step_size(), self.discretization)
         return vandermonde_kernel(dA, dB, self._C(), L, conj_pairs=True)  # (H, L)
+
+    # First-order hold as a convolution: y_k = Σ_j K̄¹_j u_{k−j} + Σ_j K̄⁰_j u_{k−j−1}, K̄ⁱ_j = 2 Re C Ā^j B̄ᵢ,
+    # with u_{−1} = u_0, is one kernel on u, K̄_j = K̄¹_j + K̄⁰_{j−1}, plus K̄⁰_k u_0 (the flat line before u_0)
+    def _foh_kernels(self, L: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ the first-order hold's kernel K̄ (H, L) on u and K̄⁰ (H, L), the weight of u_{−1} = u_0 at each k."""
+        dA, dB0, dB1 = foh_diag(self._Lambda(), torch.view_as_complex(self.B), scale * self._step_size())  # (H, n)
+        K1, K0 = vandermonde_kernel(dA, torch.stack([dB1, dB0]), self._C(), L, conj_pairs=True)  # (H, L) each
+        return torch.cat([K1[:, :1], K1[:, 1:] + K0[:, :-1]], dim=-1), K0
+
+    def _convolve(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        if not self._foh:
+            return super()._convolve(x, scale)
+        L = x.shape[-1]
+        K, K0 = self._cached("kernel", lambda: self._foh_kernels(L, scale), (L, scale))  # (H, L) each
+        y = fft_conv(x, K.to(x.dtype), self.D.to(x.dtype))  # (batch, H, L)
+        return torch.addcmul(y, K0.to(x.dtype), x[..., :1])  # + K̄⁰_k u_0
 
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         """Irregular steps: x (batch, H, L), dt (batch, L) → y (batch, H, L) by the diagonal scan."""
         delta = dt[:, None, :] * self._step_size().to(dt.dtype)[None, :, None]  # (batch, H, L)
         Lambda = self._Lambda()[None, :, None, :]  # (1, H, 1, n)
         B = torch.view_as_complex(self.B)[None, :, None, :]  # (1, H, 1, n)
-        dA, dB = discretize_diag(Lambda, B, delta, self.discretization)  # (batch, H, L, n)
-        y, _ = ssm_scan(x, dA, dB, self._C()[None, :, None, :].expand_as(dA), self.D.to(x.dtype), conj_pairs=True)
+        C, D = self._C()[None, :, None, :], self.D.to(x.dtype)  # (1, H, 1, n), (H,)
+        if self._foh:
+            dA, dB0, dB1 = foh_diag(Lambda, B, delta)  # (batch, H, L, n)
+            y, _ = ssm_scan(x, dA, dB1, C.expand_as(dA), D, conj_pairs=True, dB_prev=dB0)
+        else:
+            dA, dB = discretize_diag(Lambda, B, delta, self.discretization)  # (batch, H, L, n)
+            y, _ = ssm_scan(x, dA, dB, C.expand_as(dA), D, conj_pairs=True)
         return y  # (batch, H, L)
 
-    def allocate_state(self, batch: int) -> torch.Tensor:
-        """Zero state (batch, H, N/2), complex."""
-        return torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._Lambda().dtype, device=self.log_dt.device)
-
-    def _discretized(self, delta: torch.Tensor):
-        """Ā, B̄ (…, H, n) for steps delta (…, H)."""
-        return discretize_diag(self._Lambda(), torch.view_as_complex(self.B), delta, self.discretization)
+    def allocate_state(self, batch: int):
+        """Zero state (batch, H, N/2), complex; under the first-order hold the pair (that, None)."""
+        x = torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._Lambda().dtype, device=self.log_dt.device)
+        return (x, None) if self._foh else x
 
     def _step_matrices(self, delta: torch.Tensor):
         """What a step reads for steps delta (…, H): Ā (…, H, n), B̄ (…, H, n, 2) and 2C (H, n, 2)
-        as real pairs (see ``_input_term``, ``_re_dot``), D (H,)."""
-        dA, dB = self._discretized(delta)  # (…, H, n)
+        as real pairs (see ``_input_term``, ``_re_dot``), D (H,). Under the first-order hold B̄ is
+        the stack [B̄₀, B̄₁] (2, …, H, n, 2)."""
+        Lambda, B = self._Lambda(), torch.view_as_complex(self.B)
+        if self._foh:
+            dA, dB0, dB1 = foh_diag(Lambda, B, delta)  # (…, H, n)
+            dB = torch.stack([dB0, dB1])  # (2, …, H, n)
+        else:
+            dA, dB = discretize_diag(Lambda, B, delta, self.discretization)  # (…, H, n)
         return dA, torch.view_as_real(dB), _re_dot(2 * self._C()), self.D
+
+    def _real_step_supported(self) -> bool:
+        return not self._foh  # the first-order hold's step runs eagerly
 
     def _pair_plan(self):
         """Ā, B̄, [Re 2C, −Im 2C] (H, n, 2), D (H,) and no low-rank terms: ``_pair_step``'s inputs."""
         dA, dB, C2, D = self._cached("step", lambda: self._step_matrices(self._step_size()))
         return torch.view_as_real(dA), dB, C2, D, ()
 
-    # x_k = Ā x_{k−1} + B̄ u_k,  y_k = 2 Re(C x_k) + D u_k  (the conjugate modes add the mirror image)
+    # x_k = Ā x_{k−1} + B̄ u_k (first-order hold: + B̄₀ u_{k−1}, with B̄₁ for B̄),
+    # y_k = 2 Re(C x_k) + D u_k  (the conjugate modes add the mirror image)
     def _step_ssm(self, u, state, dt):
-        """u (batch, H), state (batch, H, n), dt (batch,) or None → y (batch, H), state (batch, H, n).
+        """u (batch, H), state (batch, H, n), dt (batch,) or None → y (batch, H), state (batch, H, n);
+        under the first-order hold the state is the pair (x, u_{k−1}).
 
         With a constant step Ā, B̄ and C are memoised (``_cached``), so a step is five small ops.
         """
@@ -341,8 +394,15 @@ class S4DLayer(SSMConvLayer):
             dA, dB, C2, D = self._cached("step", lambda: self._step_matrices(self._step_size()))
         else:
             dA, dB, C2, D = self._step_matrices(self._step_size()[None] * dt[:, None].to(self.log_dt.dtype))
-        state = torch.addcmul(_input_term(dB, u), dA, state)  # (batch, H, n)
-        y = (C2 * torch.view_as_real(state)).sum((-2, -1))  # (batch, H): 2 Re(C x_k)
+        if self._foh:
+            x, prev = state
+            prev = u if prev is None else prev  # the line before the first sample is flat
+            b = torch.addcmul(dB[1] * u[..., None, None], dB[0], prev[..., None, None])  # (batch, H, n, 2)
+            x = torch.addcmul(torch.view_as_complex(b), dA, x)  # (batch, H, n)
+            state = (x, u)
+        else:
+            x = state = torch.addcmul(_input_term(dB, u), dA, state)  # (batch, H, n)
+        y = (C2 * torch.view_as_real(x)).sum((-2, -1))  # (batch, H): 2 Re(C x_k)
         return torch.addcmul(y, D, u), state  # (batch, H)
 
 

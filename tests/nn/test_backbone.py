@@ -12,7 +12,7 @@ from _stepping import run_steps as _stepped
 f64 = torch.float64
 
 
-def _backbone(layer, dtype=f64, seed=0, **kw):
+def _backbone(layer="s4d", dtype=f64, seed=0, **kw):
     torch.manual_seed(seed)
     kw = {"d_output": 2, "ff_expand": 2, "layer_kwargs": {"d_state": 4}} | kw
     return Backbone(3, 8, 2, layer=layer, **kw).to(dtype).eval()
@@ -29,11 +29,12 @@ def _rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("layer", [*LAYERS, "s4d-foh"])
 @pytest.mark.parametrize("irregular", [False, True])
 @pytest.mark.parametrize("dtype,tol", [(f64, 1e-8), (torch.float32, 1e-4)])
 def test_backbone_step_equals_forward(layer, irregular, dtype, tol):
-    model = _backbone(layer, dtype)
+    foh = {"layer": "s4d", "layer_kwargs": {"d_state": 4, "discretization": "foh"}}  # the first-order hold
+    model = _backbone(layer, dtype) if layer != "s4d-foh" else _backbone(dtype=dtype, **foh)
     u = torch.randn(2, 48, 3, dtype=dtype)
     dt = _dt(2, 48, dtype) if irregular else None
     y = model(u, dt)
@@ -174,6 +175,10 @@ def test_compiled_step_falls_back_to_eager():
         assert not torch.equal(_stepped(dropout, u)[0], _stepped(dropout, u)[0])  # dropout is on
     zoh = _backbone("s4", layer_kwargs={"d_state": 4, "discretization": "zoh"}).compile_step(backend="eager")
     assert zoh not in _COMPILED_STEPS
+    foh = _backbone("s4d", layer_kwargs={"d_state": 4, "discretization": "foh"}).compile_step(backend="eager")
+    assert foh not in _COMPILED_STEPS  # S4D's first-order hold keeps u_{k−1}: eager
+    with torch.inference_mode():
+        assert _rel(_stepped(foh, u)[0], foh(u)) < 1e-8
     copy = __import__("copy").deepcopy(model)  # the compiled function stays out of the module
     assert copy not in _COMPILED_STEPS and model in _COMPILED_STEPS
 
