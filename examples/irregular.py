@@ -41,7 +41,7 @@ def load_series(ett_dir: str, n_hours: int) -> tuple[pd.Series, str]:
         return pd.Series(values, index=pd.date_range("2016-07-01", periods=n_hours, freq="h"), name="OT"), "synthetic"
 
 
-def run(ett_dir: str, quick: bool, seed: int, out: Path) -> dict:
+def run(ett_dir: str, quick: bool, seed: int, out: Path, hold: str | None = None) -> dict:
     n_hours = 1500 if quick else 6000
     hourly, source = load_series(ett_dir, n_hours)
     rng = np.random.default_rng(seed)
@@ -54,7 +54,7 @@ def run(ett_dir: str, quick: bool, seed: int, out: Path) -> dict:
                   max_epochs=3 if quick else 10, lr=1e-2, loss="mse", random_state=seed)
 
     models = {
-        "Δ-aware S4D": S4DForecaster(**config).fit(train),
+        "Δ-aware S4D": S4DForecaster(hold=hold, **config).fit(train),
         "row numbers (time_unit='rows')": S4DForecaster(time_unit="rows", **config).fit(train),
         "interpolated to hourly + S4D": S4DForecaster(**{**config, "horizon": 12}).fit(
             train.resample("1h").mean().interpolate("time")
@@ -121,9 +121,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--ett-dir", default=str(HERE.parent.parent / "shared" / "data" / "ETT"))
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hold", choices=["constant", "linear", "foh"], default=None,
+                        help="the Δ-aware model's hold (default: the forecaster's choice for irregular steps)")
     parser.add_argument("--out", default=str(HERE / "output"))
     args = parser.parse_args(argv)
-    return run(args.ett_dir, args.quick, args.seed, Path(args.out))
+    return run(args.ett_dir, args.quick, args.seed, Path(args.out), args.hold)
 
 
 if __name__ == "__main__":

@@ -93,8 +93,11 @@ def check_even_state(est) -> None:
 
 
 def build_backbone(est, d_input: int, d_output: int, hold: str = "constant") -> Backbone:
-    """The Backbone described by an estimator's network parameters (and the forecasters' hold)."""
+    """The Backbone described by an estimator's network parameters (and the forecasters' hold:
+    "foh" is S4D's first-order-hold discretization under blocks that pass their input as is)."""
     layer_kwargs = {} if est.d_state is None else {"d_state": est.d_state}
+    if hold == "foh":
+        layer_kwargs["discretization"], hold = "foh", "constant"
     return Backbone(
         d_input,
         est.d_model,

@@ -58,6 +58,8 @@ LOSSES = ("normal", "mse", "mae")
 #: Floor of the predicted standard deviation, in RevIN-normalised units.
 MIN_SIGMA = 1e-3
 _MTYPES = ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"]
+#: The forecasters' ``hold`` values: the blocks' holds and "foh", S4D's exact first-order hold.
+FORECAST_HOLDS = (*HOLDS, "foh")
 
 
 class _ForecastNet(nn.Module):
@@ -209,7 +211,7 @@ class _SSMForecaster(BaseForecaster):
         "context_length": [Interval(Integral, 1, None, closed="left")],
         "horizon": [Interval(Integral, 1, None, closed="left"), None],
         "time_unit": [None, str, Real, pd.Timedelta],  # checked against the index kind in fit
-        "hold": [StrOptions(set(HOLDS)), None],
+        "hold": [StrOptions(set(FORECAST_HOLDS)), None],
         "revin": ["boolean"],
         "revin_min_std": [Interval(Real, 0, None, closed="left")],
         **SHARED_CONSTRAINTS,
@@ -384,6 +386,11 @@ class _SSMForecaster(BaseForecaster):
             self._parameter_constraints, self.get_params(deep=False), caller_name=type(self).__name__
         )
         check_even_state(self)
+        if self.hold == "foh" and self._layer != "s4d":
+            raise ValueError(
+                f"hold='foh' (the exact first-order hold) is implemented for the diagonal S4D layer only: use "
+                f"S4DForecaster, or hold='linear' (the interval mean, its approximation) with {type(self).__name__}"
+            )
         resolve_device(self.device, self.devices)
         self.target_names_ = list(y.columns)
         self.index_names_ = list(y.index.names)
@@ -589,7 +596,7 @@ class _SSMForecaster(BaseForecaster):
         last = ctx.index[-1:]
         ahead, times = self._queries(last, fh)
         dt_ctx = self._dt(ctx.index)
-        dt_ctx[0] = 1.0
+        dt_ctx[0] = np.median(dt_ctx[1:]) if getattr(self, "_span_context", False) and len(dt_ctx) > 1 else 1.0
         y, x = self._normalise(ctx)  # (L, C), (L, E)
         on_grid = np.all(dt_ctx == 1.0) and np.all(np.abs(ahead - np.round(ahead)) < 1e-9)
         if on_grid:
@@ -689,13 +696,15 @@ _PARAMS_DOC = f"""
         training index (an hourly series: one hour, so dt = 1 everywhere). A duration such as
         "30min" for a DatetimeIndex, a number for an integer or period index. "rows" ignores
         the time stamps (dt = 1; the j-th absolute forecast time asked for is the j-th next row).
-    hold : {{"constant", "linear"}} or None, default=None
+    hold : {{"constant", "linear", "foh"}} or None, default=None
         How each SSM layer reads its input over the gap before a token (docs/time.md).
         "constant": the token's own value over the whole gap (zero-order hold). "linear": the
         mean of the linear interpolation between the previous token and this one, which makes the
         state far less dependent on the sampling rate (a model fitted on hourly data forecasts
-        better from a 30-minute or 2-hour history). None: "linear" when the training steps are
-        irregular, else "constant" (a regular series is then fitted exactly as without time stamps).
+        better from a 30-minute or 2-hour history). "foh" (S4DForecaster only): that straight
+        line integrated exactly by each mode (first-order hold), of which "linear" is the
+        slow-mode approximation. None: "linear" when the training steps are irregular, else
+        "constant" (a regular series is then fitted exactly as without time stamps).
     revin : bool, default=True
         Normalise each window by the mean and standard deviation of its own context (RevIN).
     revin_min_std : float, default=0.0
@@ -718,7 +727,7 @@ _PARAMS_DOC = f"""
         fine-tuning epochs of ``update`` are appended.
     horizon_ : int
         The horizon H the network answers, in time units.
-    hold_ : {{"constant", "linear"}}
+    hold_ : {{"constant", "linear", "foh"}}
         The hold in use (``hold``, or the one chosen for None).
     time_unit_ : pandas.Timedelta, float, str or pandas offset
         The time unit in use: a Timedelta (datetime index), a number (integer or period index),
