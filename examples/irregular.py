@@ -8,6 +8,7 @@ table and saves a plot of a few forecasts.
 
     python examples/irregular.py --ett-dir ../shared/data/ETT          # a few minutes on 2 cores
     python examples/irregular.py --quick                               # a smaller run (tests)
+    python examples/irregular.py --hold foh                            # the Δ-aware model's hold
 
 Without the data file it uses a synthetic daily-periodic series instead (and says so).
 Errors are on the OT series z-scored with the training statistics.
