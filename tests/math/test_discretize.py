@@ -118,6 +118,15 @@ def test_foh_diag_matches_the_augmented_exponential_including_zero_tiny_and_fast
         assert ((g.to(c128) - r).abs() / r.abs()).max() < 1e-6
 
 
+def test_foh_diag_gradients_are_finite_and_correct_at_zero_and_small_modes():
+    """The Taylor branch and the closed form meet at |ΔΛ| = 0.1; Λ = 0 must not give 0/0 in the
+    backward of the branch not taken."""
+    lam = torch.tensor([0, 1e-9, -0.05 + 0.02j, -3 + 4j], dtype=c128, requires_grad=True)
+    dt = torch.tensor([0.5, 1.0], dtype=f64, requires_grad=True)
+    B = torch.tensor([1.0, 0.5j, -1.0, 2.0], dtype=c128)
+    assert torch.autograd.gradcheck(lambda l, d: foh_diag(l[None], B, d), (lam, dt))
+
+
 def test_foh_is_exact_for_piecewise_linear_input_at_irregular_steps():
     """A diagonal system driven by the straight lines between samples u_k at Poisson-random times:
     the first-order-hold recurrence equals an adaptive ODE solve at every sample time."""
