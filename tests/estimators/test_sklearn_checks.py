@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks, run on every regressor this package exports."""
 
-import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import ssmforecast.estimators as est
@@ -23,18 +22,8 @@ REGRESSORS = [getattr(est, name)(**COMMON, **FAST[name]) for name in est.__all__
 
 # Checks that cannot apply, with the reason (also listed in docs/estimators.md).
 EXPECTED_FAILED_CHECKS: dict = {}
-# Kept from before MambaRegressor ran these checks in float64 (not re-run on a GPU since): on a CUDA
-# GPU in float32 cuBLAS chooses its matrix kernels by batch size, ~3e-7 (seen on an H100).
-GPU_FAILED_CHECKS = {
-    "MambaRegressor": {"check_methods_subset_invariance": "float32 GPU kernels depend on the batch size (~3e-7)"}
-}
 
 
-def _expected_failed(estimator) -> dict:
-    gpu = GPU_FAILED_CHECKS.get(type(estimator).__name__, {}) if torch.cuda.is_available() else {}
-    return {**EXPECTED_FAILED_CHECKS, **gpu}
-
-
-@parametrize_with_checks(REGRESSORS, expected_failed_checks=_expected_failed)
+@parametrize_with_checks(REGRESSORS, expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible_regressor(estimator, check):
     check(estimator)
