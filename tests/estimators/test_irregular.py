@@ -115,6 +115,22 @@ def test_forecasts_at_arbitrary_future_times(irregular_fit):
     assert isinstance(err.value, ValueError)
 
 
+def _by_hand(f, ctx: pd.DataFrame, ahead: list, dt: np.ndarray) -> np.ndarray:
+    """The fitted network run by hand on one series' context: RevIN of the globally scaled
+    context, one mask token per query τ in ``ahead``, steps ``dt`` (context then queries) → the
+    forecasts in the original units."""
+    values = ((ctx.to_numpy() - f.y_mean_) / f.y_scale_)[None]  # (1, L, 1)
+    mu, sd = instance_stats(values)
+    device = next(f.module_.parameters()).device  # "auto": the GPU where there is one
+    with torch.no_grad():
+        out = f.module_(
+            torch.tensor(tokens((values - mu) / sd, len(ahead), None), dtype=torch.float32, device=device),
+            torch.tensor([ahead], dtype=torch.float32, device=device),
+            torch.tensor(dt[None], dtype=torch.float32, device=device),
+        ).double().cpu().numpy()
+    return (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
+
+
 def test_query_tokens_are_placed_at_the_query_times(irregular_fit):
     """Reference by hand: context tokens with their gaps, one mask token per query with the gap
     from the previous one, the direct head read at τ."""
@@ -123,18 +139,8 @@ def test_query_tokens_are_placed_at_the_query_times(irregular_fit):
     last = ctx.index[-1]
     q = pd.DatetimeIndex([last + pd.Timedelta("90min"), last + pd.Timedelta("4h")])
     pred = f.predict(fh=ForecastingHorizon(q, is_relative=False)).to_numpy()
-    values = ((ctx.to_numpy() - f.y_mean_) / f.y_scale_)[None]  # (1, 32, 1)
-    mu, sd = instance_stats(values)
     gaps = np.diff(ctx.index.as_unit("ns").asi8) / pd.Timedelta("1h").value
-    dt = np.concatenate([[1.0], gaps, [1.5, 2.5]])[None]
-    device = next(f.module_.parameters()).device  # "auto": the GPU where there is one
-    with torch.no_grad():
-        out = f.module_(
-            torch.tensor(tokens((values - mu) / sd, 2, None), dtype=torch.float32, device=device),
-            torch.tensor([[1.5, 4.0]], device=device),
-            torch.tensor(dt, dtype=torch.float32, device=device),
-        ).double().cpu().numpy()
-    expected = (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
+    expected = _by_hand(f, ctx, [1.5, 4.0], np.concatenate([[1.0], gaps, [1.5, 2.5]]))
     np.testing.assert_allclose(pred, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -215,16 +221,7 @@ def test_a_history_at_another_rate_reads_its_own_step_before_the_first_token():
     ctx = f.context_[()]
     assert len(ctx) == 32 and ctx.index[0] == _stamp(283.5)  # 16 hours: (283, 299]
     pred = f.predict(fh=ForecastingHorizon(_stamp(np.array([300.0, 302.0])), is_relative=False)).to_numpy()
-    values = ((ctx.to_numpy() - f.y_mean_) / f.y_scale_)[None]  # (1, 32, 1)
-    mu, sd = instance_stats(values)
-    dt = np.concatenate([np.full(32, 0.5), [1.0, 2.0]])[None]  # the first token's step is ½ too
-    with torch.no_grad():
-        out = f.module_(
-            torch.tensor(tokens((values - mu) / sd, 2, None), dtype=torch.float32),
-            torch.tensor([[1.0, 3.0]]),
-            torch.tensor(dt, dtype=torch.float32),
-        ).double().numpy()
-    expected = (out[0, :, 0] * sd[0, 0, 0] + mu[0, 0, 0]) * f.y_scale_[0] + f.y_mean_[0]
+    expected = _by_hand(f, ctx, [1.0, 3.0], np.concatenate([np.full(32, 0.5), [1.0, 2.0]]))  # first step ½ too
     np.testing.assert_allclose(pred, expected, rtol=1e-5, atol=1e-6)
 
 
