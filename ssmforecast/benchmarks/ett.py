@@ -437,6 +437,8 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
             label = f"{method} (ours)" if kind == "ours" else method
             if len(hit) and not pd.isna(hit.mse.iloc[0]):
                 cells[label], mses[label] = _pair(hit.mse.iloc[0], hit.mae.iloc[0], 4), hit.mse.iloc[0]
+                if kind == "ours" and int(hit.lookback.iloc[0]) != lookback:  # chosen among lookbacks (merge_runs)
+                    cells[label] += f" (L={int(hit.lookback.iloc[0])})"
             else:
                 cells[label] = ""
         for (source, model), label in zip(PUBLISHED_COLUMNS, pub_labels):
@@ -465,8 +467,10 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
         row += [cells[label] for label in pub_labels] + wins
         lines.append("| " + " | ".join(row) + " |")
     title = {"S": "S (OT → OT)", "M": "M (7 → 7, all scored)", "MS": "MS (7 → 7, OT scored)"}[features]
+    ours_lookbacks = res.loc[res.kind == "ours", "lookback"].dropna().astype(int)
+    other = " where a cell shows no other (chosen on validation)" if (ours_lookbacks != lookback).any() else ""
     notes = [
-        f"**{name} · {PROTOCOL_NAMES[protocol]} protocol · features {title} · our lookback L = {lookback}**",
+        f"**{name} · {PROTOCOL_NAMES[protocol]} protocol · features {title} · our lookback L = {lookback}{other}**",
         "",
         *lines,
         "",
@@ -531,17 +535,65 @@ def plot_samples(sample: _Sample, path: Path) -> None:
 # ---------------------------------------------------------------------------------- CLI
 
 
-def merge_runs(folders: list[Path], out: Path) -> BenchmarkRun:
+#: What identifies one result row of a setting and horizon (the lookback and configuration aside).
+ROW_KEYS = ["data", "protocol", "features", "horizon", "kind", "method", "source"]
+
+
+def select_on_validation(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where our model has several rows at one setting and horizon (runs with other lookbacks or
+    configurations), keep the one with the lowest validation MSE; the test columns are never read.
+
+    → (results with one row per model, setting and horizon; the candidates: every "ours" row that
+    had a rival, with a boolean ``chosen`` column).
+    """
+    ours = results.kind == "ours"
+    rivals = ours & results.duplicated(ROW_KEYS, keep=False)
+    if results.loc[rivals, "val_mse"].isna().any():
+        raise ValueError("cannot choose on validation: a candidate row has no val_mse")
+    candidates = results[rivals].copy()
+    best = candidates.groupby(ROW_KEYS, sort=False)["val_mse"].idxmin()  # ties: the first folder's row
+    candidates["chosen"] = candidates.index.isin(best.to_numpy())
+    return results.drop(index=candidates.index[~candidates.chosen]), candidates
+
+
+def choice_table(candidates: pd.DataFrame) -> str:
+    """The candidates of :func:`select_on_validation` by setting, H and model: the run (folder)
+    they come from, lookback, note, validation MSE (the criterion), and the test MSE only for
+    reading (chosen: ✓)."""
+    lines = [
+        "**Chosen on the validation split** (per model, setting and H, the lowest val MSE; test MSE shown, never used)",
+        "",
+        "| setting | H | model | run | L | configuration | val MSE | test MSE | chosen |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in candidates.itertuples(index=False):
+        lines.append(
+            f"| {r.data} {r.protocol} {r.features} | {r.horizon} | {r.method} | `{r.run}` | {int(r.lookback)} | {r.note} | "
+            f"{r.val_mse:.4f} | {r.mse:.4f} | {'✓' if r.chosen else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def merge_runs(folders: list[Path], out: Path, select: bool = False) -> BenchmarkRun:
     """One results folder from runs of the same command split by horizon (e.g. one process per
     horizon on a GPU): results.csv rows concatenated (the naive and published rows once per
     setting and horizon), results.md rebuilt from them, run.json listing every run's own record.
+    With ``select``, runs may hold the same model at the same setting and horizon more than once
+    (other lookbacks, other configurations): :func:`select_on_validation` keeps one, and
+    results.md and ``candidates.csv`` list every candidate.
     → the merged run (results: the rows, in setting and horizon order; no fits or predictions)."""
     runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
-    parts = [pd.read_csv(Path(f) / "results.csv") for f in folders]
+    parts = [pd.read_csv(Path(f) / "results.csv").assign(run=Path(f).name) for f in folders]
     results = pd.concat(parts, ignore_index=True)
-    keys = ["data", "protocol", "features", "horizon", "kind", "method", "source"]
-    if results[results.kind == "ours"].duplicated(keys).any():
-        raise ValueError("the runs overlap: the same model at the same setting and horizon twice")
+    keys, candidates = ROW_KEYS, None
+    if select:
+        results, candidates = select_on_validation(results)
+    elif results[results.kind == "ours"].duplicated(keys).any():
+        raise ValueError(
+            "the runs overlap: the same model at the same setting and horizon twice "
+            "(to keep the one with the lowest validation MSE, merge with --select)"
+        )
+    results = results.drop(columns="run")
     results = results.drop_duplicates(keys)  # a shared horizon's naive and published rows, once
     order = {k: i for i, k in enumerate(dict.fromkeys(zip(results.data, results.protocol, results.features)))}
     results = results.assign(_s=[order[k] for k in zip(results.data, results.protocol, results.features)])
@@ -553,9 +605,14 @@ def merge_runs(folders: list[Path], out: Path) -> BenchmarkRun:
         markdown += [markdown_table(results, name, protocol, feat, models), cost_table(results, name, protocol, feat)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if candidates is not None and len(candidates):
+        markdown.append(choice_table(candidates))
+        candidates.to_csv(out / "candidates.csv", index=False)
     (out / "results.md").write_text("\n".join(markdown))
     results.to_csv(out / "results.csv", index=False)
     info = {"merged_from": runs, "seconds_each": [r["seconds"] for r in runs], "commands": [r["command"] for r in runs]}
+    if select:
+        info["selected_on"] = "val_mse"
     (out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return BenchmarkRun(results=results, fits={}, predictions={}, out=out, info=info)
 
@@ -591,6 +648,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--merge", nargs="+", metavar="DIR",
         help="instead of running: merge the results folders of runs split by horizon into --out (tables rebuilt)",
+    )  # fmt: skip
+    p.add_argument(
+        "--select", action="store_true",
+        help="with --merge: runs may repeat a model at a setting and horizon (other --lookback or configuration); keep the lowest validation MSE",
     )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="about 3.5 minutes on 2 CPU cores: " + _quick_text())
     return p
@@ -639,7 +700,10 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     if args.merge:
         if not args.out:
             parser.error("--merge needs --out")
-        run = merge_runs([Path(f) for f in args.merge], Path(args.out))
+    elif args.select:
+        parser.error("--select chooses among merged runs: use it with --merge")
+    if args.merge:
+        run = merge_runs([Path(f) for f in args.merge], Path(args.out), select=args.select)
         print((run.out / "results.md").read_text())
         return run
     command = shlex.join(sys.orig_argv) if argv is None else shlex.join([sys.executable, "-m", "ssmforecast.benchmarks.ett", *argv])

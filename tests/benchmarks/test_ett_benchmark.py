@@ -214,3 +214,47 @@ def test_merge_runs_split_by_horizon_gives_back_the_one_run(tmp_path):
     (tmp_path / "H24" / "results.csv").write_text((folders[-1] / "results.csv").read_text())  # H=24 twice
     with pytest.raises(ValueError, match="overlap"):
         bench.merge_runs([folders[-1], tmp_path / "H24"], tmp_path / "bad")
+
+
+def test_merge_with_select_keeps_the_lowest_validation_mse_and_never_reads_the_test(tmp_path):
+    """Two runs of one model at two lookbacks, merged with --select: at each horizon the row of
+    lower val MSE is kept even where the other has the lower test MSE; every candidate is listed
+    (candidates.csv, results.md) and a cell from the other lookback says so."""
+    whole = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "etth2-S-informer-s4d"
+    short = pd.read_csv(whole / "results.csv")
+    info = json.loads((whole / "run.json").read_text())
+    long = short.copy()
+    ours = long.kind == "ours"
+    # the L = 336 run: better on validation at H = 168 and 720 only, better on test everywhere
+    lower_val = ours & long.horizon.isin([168, 720])
+    long.loc[ours, "lookback"] = 336
+    long.loc[ours, "mse"] = short.loc[ours, "mse"] / 2
+    long.loc[ours, "val_mse"] = np.where(lower_val[ours], short.loc[ours, "val_mse"] - 0.01, short.loc[ours, "val_mse"] + 0.01)
+    folders = []
+    for name, frame in (("L96", short), ("L336", long)):
+        (tmp_path / name).mkdir()
+        frame.to_csv(tmp_path / name / "results.csv", index=False)
+        (tmp_path / name / "run.json").write_text(json.dumps(info))
+        folders.append(str(tmp_path / name))
+    with pytest.raises(ValueError, match="--select"):
+        bench.merge_runs([Path(f) for f in folders], tmp_path / "refused")
+    with pytest.raises(SystemExit):
+        bench.main(["--select", "--out", str(tmp_path / "x")])
+    run = bench.main(["--merge", *folders, "--out", str(tmp_path / "merged"), "--select"])
+
+    kept = run.results[run.results.kind == "ours"].set_index("horizon")
+    assert kept.lookback.to_dict() == {24: 96, 48: 96, 168: 336, 336: 96, 720: 336}
+    expected = short[ours].set_index("horizon")
+    for H, row in kept.iterrows():
+        source = long[ours].set_index("horizon") if row.lookback == 336 else expected
+        assert row.mse == source.loc[H, "mse"] and row.val_mse == source.loc[H, "val_mse"]
+    others = run.results[run.results.kind != "ours"]
+    pd.testing.assert_frame_equal(others.reset_index(drop=True), short[short.kind != "ours"].reset_index(drop=True))
+    candidates = pd.read_csv(tmp_path / "merged" / "candidates.csv")
+    assert len(candidates) == 10 and candidates.chosen.sum() == 5
+    assert set(candidates.run) == {"L96", "L336"}
+    text = (tmp_path / "merged" / "results.md").read_text()
+    assert "Chosen on the validation split" in text
+    s4d_cells = {int(line.split("|")[1]): line.split("|")[3].strip() for line in text.splitlines() if line[:4] in ("| 24", "| 48", "| 16", "| 33", "| 72")}
+    assert {H: cell.endswith("(L=336)") for H, cell in s4d_cells.items()} == {24: False, 48: False, 168: True, 336: False, 720: True}
+    assert run.info["selected_on"] == "val_mse"
