@@ -225,6 +225,7 @@ class Backbone(SequenceLayer):
             False returns to the eager step.
         **options
             Passed to ``torch.compile`` (e.g. ``backend="eager"`` to check the graph quickly).
+            Without any, a model on the CPU compiles with :data:`CPU_STEP_INDUCTOR_OPTIONS`.
 
         Returns
         -------
@@ -239,7 +240,10 @@ class Backbone(SequenceLayer):
         eps = tuple((block.norm.eps, None if block.ff is None else block.ff_norm.eps) for block in self.blocks)
         body = _stack_step(fns, eps, self.norm.eps)
         dropouts = tuple(m for m in self.modules() if isinstance(m, nn.Dropout))
-        _COMPILED_STEPS[self] = (torch.compile(body, **({"dynamic": False, "fullgraph": True} | options)), dropouts)
+        defaults = {"dynamic": False, "fullgraph": True}
+        if not options and self.norm.weight.device.type == "cpu":
+            defaults["options"] = dict(CPU_STEP_INDUCTOR_OPTIONS)
+        _COMPILED_STEPS[self] = (torch.compile(body, **(defaults | options)), dropouts)
         return self
 
     def _compiled_step(self, step, u: torch.Tensor, state: list):
@@ -269,6 +273,13 @@ class Backbone(SequenceLayer):
             x, s = block._step(x, s, dt)  # (batch, H)
             new_state.append(s)
         return self.head(self.norm(x)), new_state  # (batch, d_output)
+
+
+#: Inductor options of ``compile_step`` on the CPU: a C++ wrapper instead of the Python one that
+#: calls the generated kernels, and no size/stride asserts on the inputs (dynamo's guards already
+#: check them, as the graph is compiled for static shapes). About 10% less time per step (4-layer
+#: d_model 128 S4 and Mamba stacks, batch 1; docs/nn.md).
+CPU_STEP_INDUCTOR_OPTIONS = {"cpp_wrapper": True, "size_asserts": False}
 
 
 def _wb(linear: nn.Linear):

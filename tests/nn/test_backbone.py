@@ -159,6 +159,19 @@ def test_compiled_step_graph_equals_eager_step(layer, ff_expand):
     torch.testing.assert_close(_compiled_stream(model, u), eager, rtol=0, atol=0)
 
 
+def test_compile_step_on_cpu_defaults_to_the_cpp_wrapper_options(monkeypatch):
+    """No options: inductor with CPU_STEP_INDUCTOR_OPTIONS (a copy); any option given replaces them."""
+    from ssmforecast.nn import backbone as bb
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: seen.append(kwargs) or fn)
+    _backbone("s4d").compile_step()
+    _backbone("s4d").compile_step(backend="eager")
+    assert seen[0] == {"dynamic": False, "fullgraph": True, "options": {"cpp_wrapper": True, "size_asserts": False}}
+    assert seen[0]["options"] is not bb.CPU_STEP_INDUCTOR_OPTIONS
+    assert seen[1] == {"dynamic": False, "fullgraph": True, "backend": "eager"}
+
+
 def test_compiled_step_falls_back_to_eager():
     """Irregular dt, grad enabled, active dropout and S4 under ZOH take the eager step."""
     from ssmforecast.nn.backbone import _COMPILED_STEPS
