@@ -560,16 +560,17 @@ def choice_table(candidates: pd.DataFrame) -> str:
     """The candidates of :func:`select_on_validation` by setting, H and model: the run (folder)
     they come from, lookback, note, validation MSE (the criterion), and the test MSE only for
     reading (chosen: ✓)."""
+    runs = "run" in candidates  # merged runs: the folder of each candidate
     lines = [
         "**Chosen on the validation split** (per model, setting and H, the lowest val MSE; test MSE shown, never used)",
         "",
-        "| setting | H | model | run | L | configuration | val MSE | test MSE | chosen |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| setting | H | model |" + (" run |" if runs else "") + " L | configuration | val MSE | test MSE | chosen |",
+        "|---|---|---|" + ("---|" if runs else "") + "---|---|---|---|---|",
     ]
     for r in candidates.itertuples(index=False):
         lines.append(
-            f"| {r.data} {r.protocol} {r.features} | {r.horizon} | {r.method} | `{r.run}` | {int(r.lookback)} | {r.note} | "
-            f"{r.val_mse:.4f} | {r.mse:.4f} | {'✓' if r.chosen else ''} |"
+            f"| {r.data} {r.protocol} {r.features} | {r.horizon} | {r.method} |" + (f" `{r.run}` |" if runs else "")
+            + f" {int(r.lookback)} | {r.note} | {r.val_mse:.4f} | {r.mse:.4f} | {'✓' if r.chosen else ''} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -627,7 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", nargs="+", choices=FEATURES, help="S: OT→OT, M: 7→7, MS: 7→OT (default S M; quick: S)")
     p.add_argument("--horizons", nargs="+", type=int, help="horizons H (default: the protocol's; quick: 24 168)")
     p.add_argument("--models", nargs="+", choices=list(MODELS), help="our models (default s4 s4d mamba; quick: s4d mamba)")
-    p.add_argument("--lookback", type=int, help=f"lookback L (default: the protocol's, {DEFAULT_LOOKBACK})")
+    p.add_argument(
+        "--lookback", type=int, nargs="+",
+        help=f"lookback L (default: the protocol's, {DEFAULT_LOOKBACK}); several: each model is fitted at each, and the one of lowest validation MSE is kept",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, help=f"max_epochs (default {FULL_CONFIG['max_epochs']}, early stopping on val)")
     p.add_argument("--d-model", type=int, help=f"model width (default {FULL_CONFIG['d_model']})")
     p.add_argument("--n-layers", type=int, help=f"layers (default {FULL_CONFIG['n_layers']})")
@@ -714,8 +718,8 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     models = pick(args.models, QUICK["models"], list(MODELS))
     if args.horizons is not None and min(args.horizons) < 1:
         parser.error("--horizons must be positive integers")
-    if args.lookback is not None and args.lookback < 1:
-        parser.error("--lookback must be a positive integer")
+    if args.lookback is not None and (min(args.lookback) < 1 or len(set(args.lookback)) < len(args.lookback)):
+        parser.error("--lookback must be distinct positive integers")
     configs = {feat: _configs(args, models, feat) for feat in features}
     channels = {feat: args.channels or DEFAULT_CHANNELS[feat] for feat in features}
     device = _device(args.device, parser)
@@ -730,24 +734,34 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         df = load_ett(name, path=args.data_dir)
         for protocol in protocols:
             horizon_list = args.horizons or (QUICK["horizons"] if args.quick else list(horizons(protocol, name)))
-            lookback = args.lookback or DEFAULT_LOOKBACK[protocol]
-            lookbacks[protocol] = lookback
+            lookback_list = args.lookback or [DEFAULT_LOOKBACK[protocol]]
+            lookbacks[protocol] = lookback_list[0] if len(lookback_list) == 1 else lookback_list
             for feat in features:
-                r, f, p, s = run_setting(
-                    df, name, protocol, feat, horizon_list, models, lookback, configs[feat], args.seed, device,
-                    keep_predictions=keep_predictions, log=log, channels=channels[feat],
-                )  # fmt: skip
-                rows += r
-                fits.update(f)
-                predictions.update(p)
-                samples += s
+                for lookback in lookback_list:
+                    r, f, p, s = run_setting(
+                        df, name, protocol, feat, horizon_list, models, lookback, configs[feat], args.seed, device,
+                        keep_predictions=keep_predictions, log=log, channels=channels[feat],
+                    )  # fmt: skip
+                    if len(lookback_list) > 1:  # keys name the lookback: (data, protocol, features, H, model, L)
+                        f, p = ({(*k, lookback): v for k, v in d.items()} for d in (f, p))
+                    rows += r
+                    fits.update(f)
+                    predictions.update(p)
+                    samples += s
     results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    candidates = None
+    if args.lookback is not None and len(args.lookback) > 1:
+        results, candidates = select_on_validation(results)
+        results = results.drop_duplicates(ROW_KEYS).reset_index(drop=True)  # naive and published rows once
 
     settings = list(dict.fromkeys(zip(results.data, results.protocol, results.features)))
     markdown = []
     for name, protocol, feat in settings:
         markdown.append(markdown_table(results, name, protocol, feat, models))
         markdown.append(cost_table(results, name, protocol, feat))
+    if candidates is not None:
+        markdown.append(choice_table(candidates))
+        candidates.to_csv(out / "candidates.csv", index=False)
     text = "\n".join(markdown)
     print(text)
     (out / "results.md").write_text(text)
@@ -762,6 +776,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         "argv": sys.argv[1:] if argv is None else list(argv),
         "quick": args.quick,
         "seed": args.seed,
+        **({"selected_on": "val_mse"} if candidates is not None else {}),
         "lookback": lookbacks,
         "device": device,
         "torch": torch.__version__,

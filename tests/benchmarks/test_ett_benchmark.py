@@ -258,3 +258,23 @@ def test_merge_with_select_keeps_the_lowest_validation_mse_and_never_reads_the_t
     s4d_cells = {int(line.split("|")[1]): line.split("|")[3].strip() for line in text.splitlines() if line[:4] in ("| 24", "| 48", "| 16", "| 33", "| 72")}
     assert {H: cell.endswith("(L=336)") for H, cell in s4d_cells.items()} == {24: False, 48: False, 168: True, 336: False, 720: True}
     assert run.info["selected_on"] == "val_mse"
+
+
+def test_several_lookbacks_fit_each_and_keep_the_lowest_validation_mse(ett_dir, tmp_path):
+    """--lookback 24 48: the model is fitted at both (fits keyed by L), the row of lower val MSE
+    is the one in the table, both are candidates; naive and published rows appear once."""
+    argv = [*ARGS, "--data-dir", str(ett_dir), "--out", str(tmp_path)]
+    argv[argv.index("--lookback") + 1 : argv.index("--lookback") + 2] = ["24", "48"]
+    run = bench.main(argv)
+    candidates = pd.read_csv(tmp_path / "candidates.csv")
+    assert sorted(candidates.lookback) == [24, 48] and candidates.chosen.sum() == 1
+    best = candidates.loc[candidates.val_mse.idxmin()]
+    ours = run.results[run.results.kind == "ours"]
+    assert len(ours) == 1 and ours.lookback.iloc[0] == best.lookback and ours.mse.iloc[0] == pytest.approx(best.mse, rel=1e-12)
+    assert set(run.fits) == {(*KEY, 24), (*KEY, 48)}
+    assert run.fits[(*KEY, 48)].n_train_windows == run.fits[(*KEY, 24)].n_train_windows - 24
+    assert not run.results.duplicated(bench.ROW_KEYS).any() and (run.results.kind == "naive").sum() == 2
+    assert run.info["lookback"] == {"informer": [24, 48]} and run.info["selected_on"] == "val_mse"
+    assert "Chosen on the validation split" in (tmp_path / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main([*ARGS[:-2], "--lookback", "24", "24", "--out", str(tmp_path / "x")])
