@@ -429,6 +429,7 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
     header = ["H", "test windows"] + [f"{m} (ours)" for m in ours] + naive + pub_labels + [f"{m} beats" for m in ours]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     short = {**{m: m.split(" ")[0] for m in naive}, **{label: label.split(" ")[0] for label in pub_labels}}
+    picks = []  # with several of our models: per H the one of lowest validation MSE (the test never read)
     for H in sorted(res.horizon.unique()):
         at = res[res.horizon == H]
         cells, mses = {}, {}
@@ -453,19 +454,28 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
         best = min(mses, key=mses.get) if mses else None
         if best is not None:
             cells[best] = "**" + cells[best].replace(" / ", "** / ", 1)
-        wins = []
+        wins, others = {}, [label for label in naive + pub_labels if label in mses]
         for m in ours:
             mine = mses.get(f"{m} (ours)")
-            if mine is None:
-                wins.append("")
-                continue
-            others = [label for label in naive + pub_labels if label in mses]
-            beaten = [short[label] for label in others if mine < mses[label]]
-            wins.append(f"✓ {len(beaten)}/{len(others)}: " + ", ".join(beaten) if beaten else f"0/{len(others)}")
+            beaten = [] if mine is None else [short[label] for label in others if mine < mses[label]]
+            wins[m] = "" if mine is None else f"✓ {len(beaten)}/{len(others)}: " + ", ".join(beaten) if beaten else f"0/{len(others)}"
+        scored = at[(at.kind == "ours") & at.method.isin(ours) & at.val_mse.notna() & at.mse.notna()]
+        if len(ours) > 1 and scored.method.nunique() > 1:
+            pick = scored.iloc[int(np.argmin(scored.val_mse.to_numpy()))]  # ties: the first model
+            picks.append(f"| {H} | {pick.method} | {pick.val_mse:.4f} | {cells[pick.method + ' (ours)'].replace('**', '')} | {wins[pick.method]} |")
         n = at.loc[at.kind == "naive", "n_windows"].iloc[0]
         row = [str(H), str(int(n))] + [cells[f"{m} (ours)"] for m in ours] + [cells[m] for m in naive]
-        row += [cells[label] for label in pub_labels] + wins
+        row += [cells[label] for label in pub_labels] + [wins[m] for m in ours]
         lines.append("| " + " | ".join(row) + " |")
+    if picks:
+        picks = [
+            "",
+            f"Our model chosen on validation (per H the lowest val MSE among {', '.join(ours)}; its test MSE / MAE):",
+            "",
+            "| H | chosen | val MSE | test MSE / MAE | beats |",
+            "|---|---|---|---|---|",
+            *picks,
+        ]
     title = {"S": "S (OT → OT)", "M": "M (7 → 7, all scored)", "MS": "MS (7 → 7, OT scored)"}[features]
     ours_lookbacks = res.loc[res.kind == "ours", "lookback"].dropna().astype(int)
     other = " where a cell shows no other (chosen on validation)" if (ours_lookbacks != lookback).any() else ""
@@ -482,7 +492,7 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
     ]
     if features == "MS":
         notes.append("MS: our models forecast all 7 channels jointly and are scored on OT only; no published MS numbers.")
-    return "\n".join(notes) + "\n"
+    return "\n".join(notes + picks) + "\n"
 
 
 def cost_table(results: pd.DataFrame, name: str, protocol: str, features: str) -> str:
