@@ -405,6 +405,19 @@ def run_setting(
     return rows, fits, predictions, samples
 
 
+def config_text(config: dict | None, features: str) -> str:
+    """The settings of ``config`` that differ from the full-mode default of ``features``, e.g.
+    "lr=0.001", or "default"; "?" when the run recorded none."""
+    if config is None:
+        return "?"
+    default = {**FULL_CONFIG, **FEATURE_CONFIG[features]}
+    changed = [  # a setting outside the defaults (e.g. revin_min_std) only where it is set
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in config.items() if (v != default[k] if k in default else bool(v))
+    ]  # fmt: skip
+    return ", ".join(changed) or "default"
+
+
 def _note(config: dict, independent: bool) -> str:
     """What sets a fit apart from the defaults, for the tables: loss, channels, RevIN floor."""
     note = f"loss={config['loss']}" + (", channels=independent" if independent else "")
@@ -580,7 +593,7 @@ def choice_table(candidates: pd.DataFrame) -> str:
     for r in candidates.itertuples(index=False):
         lines.append(
             f"| {r.data} {r.protocol} {r.features} | {r.horizon} | {r.method} |" + (f" `{r.run}` |" if runs else "")
-            + f" {int(r.lookback)} | {r.note} | {r.val_mse:.4f} | {r.mse:.4f} | {'✓' if r.chosen else ''} |"
+            + f" {int(r.lookback)} | {getattr(r, 'config', r.note)} | {r.val_mse:.4f} | {r.mse:.4f} | {'✓' if r.chosen else ''} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -594,17 +607,23 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
     results.md and ``candidates.csv`` list every candidate.
     → the merged run (results: the rows, in setting and horizon order; no fits or predictions)."""
     runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
-    parts = [pd.read_csv(Path(f) / "results.csv").assign(run=Path(f).name) for f in folders]
+    parts = [pd.read_csv(Path(f) / "results.csv").assign(run=Path(f).name, run_index=i) for i, f in enumerate(folders)]
     results = pd.concat(parts, ignore_index=True)
     keys, candidates = ROW_KEYS, None
     if select:
         results, candidates = select_on_validation(results)
+        # what set each candidate's run apart from the defaults, from that run's own record
+        candidates["config"] = [
+            config_text(runs[r.run_index].get("configs", {}).get(r.features, {}).get(r.source), r.features)
+            for r in candidates.itertuples(index=False)
+        ]
+        candidates = candidates.drop(columns="run_index")
     elif results[results.kind == "ours"].duplicated(keys).any():
         raise ValueError(
             "the runs overlap: the same model at the same setting and horizon twice "
             "(to keep the one with the lowest validation MSE, merge with --select)"
         )
-    results = results.drop(columns="run")
+    results = results.drop(columns=["run", "run_index"])
     results = results.drop_duplicates(keys)  # a shared horizon's naive and published rows, once
     order = {k: i for i, k in enumerate(dict.fromkeys(zip(results.data, results.protocol, results.features)))}
     results = results.assign(_s=[order[k] for k in zip(results.data, results.protocol, results.features)])

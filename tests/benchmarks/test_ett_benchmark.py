@@ -231,10 +231,11 @@ def test_merge_with_select_keeps_the_lowest_validation_mse_and_never_reads_the_t
     long.loc[ours, "mse"] = short.loc[ours, "mse"] / 2
     long.loc[ours, "val_mse"] = np.where(lower_val[ours], short.loc[ours, "val_mse"] - 0.01, short.loc[ours, "val_mse"] + 0.01)
     folders = []
-    for name, frame in (("L96", short), ("L336", long)):
+    lower_lr = {**info, "configs": {"S": {"s4d": {**info["configs"]["S"]["s4d"], "lr": 1e-3}}}}
+    for name, frame, record in (("L96", short, info), ("L336", long, lower_lr)):
         (tmp_path / name).mkdir()
         frame.to_csv(tmp_path / name / "results.csv", index=False)
-        (tmp_path / name / "run.json").write_text(json.dumps(info))
+        (tmp_path / name / "run.json").write_text(json.dumps(record))
         folders.append(str(tmp_path / name))
     with pytest.raises(ValueError, match="--select"):
         bench.merge_runs([Path(f) for f in folders], tmp_path / "refused")
@@ -253,6 +254,7 @@ def test_merge_with_select_keeps_the_lowest_validation_mse_and_never_reads_the_t
     candidates = pd.read_csv(tmp_path / "merged" / "candidates.csv")
     assert len(candidates) == 10 and candidates.chosen.sum() == 5
     assert set(candidates.run) == {"L96", "L336"}
+    assert set(zip(candidates.run, candidates.config)) == {("L96", "default"), ("L336", "lr=0.001")}  # from run.json
     text = (tmp_path / "merged" / "results.md").read_text()
     assert "Chosen on the validation split" in text
     s4d_cells = {int(line.split("|")[1]): line.split("|")[3].strip() for line in text.splitlines() if line[:4] in ("| 24", "| 48", "| 16", "| 33", "| 72")}
