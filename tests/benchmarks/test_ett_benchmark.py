@@ -300,3 +300,15 @@ def test_table_names_our_model_chosen_on_validation_when_there_are_several():
     for H, (model, mse) in chosen.items():
         assert mse == pytest.approx(expected_s4d[H] / (2 if model == "S4" else 1), abs=6e-5)
     assert "chosen on validation" not in bench.markdown_table(results, "ETTh2", "informer", "S", ["s4d"])
+
+
+def test_committed_selection_is_the_validation_argmin_of_its_candidates():
+    """benchmarks/results/etth2-S-informer-selected: per model and H, the kept row is the candidate
+    of lowest val MSE, and each kept S4D row is its chosen candidate."""
+    folder = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "etth2-S-informer-selected"
+    results, candidates = pd.read_csv(folder / "results.csv"), pd.read_csv(folder / "candidates.csv")
+    argmin = candidates.loc[candidates.groupby(["method", "horizon"]).val_mse.idxmin()]
+    assert sorted(argmin.index) == sorted(candidates.index[candidates.chosen])
+    kept = results[results.kind == "ours"].merge(argmin, on=["method", "horizon"], suffixes=("", "_c"))
+    assert len(kept) == 3 and (kept.lookback == kept.lookback_c).all()
+    np.testing.assert_allclose(kept[["mse", "val_mse"]].to_numpy(), kept[["mse_c", "val_mse_c"]].to_numpy())
