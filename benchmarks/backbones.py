@@ -193,15 +193,20 @@ def _measure_steps(case: StepCase, repeats: int, memory: bool) -> dict:
     total = case.long_prior + STEP_WINDOW
     stream = torch.randn(total, 1, D_INPUT, dtype=DTYPE)  # stream[k]: observation k, (batch 1, d_input)
     t_start = time.perf_counter()
-    with torch.inference_mode():
-        short, long = model.allocate_state(1), model.allocate_state(1)
-        _, long = model.step(stream[0], long)  # the compile, with --compile-step
-        t_first = time.perf_counter() - t_start
-        for k in range(1, case.long_prior):
-            _, long = model.step(stream[k], long)
-        for k in range(SHORT_PRIOR):
-            _, short = model.step(stream[k], short)
-        (t_short, t_long), _ = _time_streams(model, stream, (SHORT_PRIOR, case.long_prior), STEP_WINDOW, [short, long])
+    device = torch.get_default_device()
+    torch.set_default_device(None)  # the steps run without use_device's per-call TorchFunctionMode (CUDA)
+    try:
+        with torch.inference_mode():
+            short, long = model.allocate_state(1), model.allocate_state(1)
+            _, long = model.step(stream[0], long)  # the compile, with --compile-step
+            t_first = time.perf_counter() - t_start
+            for k in range(1, case.long_prior):
+                _, long = model.step(stream[k], long)
+            for k in range(SHORT_PRIOR):
+                _, short = model.step(stream[k], short)
+            (t_short, t_long), _ = _time_streams(model, stream, (SHORT_PRIOR, case.long_prior), STEP_WINDOW, [short, long])
+    finally:
+        torch.set_default_device(None if device.type == "cpu" else device)
     wall = time.perf_counter() - t_start
     return {"params": n_params, "short": t_short, "long": t_long, "wall": wall, "first": t_first}
 
