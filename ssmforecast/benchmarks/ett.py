@@ -491,7 +491,7 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
         ]
     title = {"S": "S (OT → OT)", "M": "M (7 → 7, all scored)", "MS": "MS (7 → 7, OT scored)"}[features]
     ours_lookbacks = res.loc[res.kind == "ours", "lookback"].dropna().astype(int)
-    other = " where a cell shows no other (chosen on validation)" if (ours_lookbacks != lookback).any() else ""
+    other = " unless a cell names another (chosen on validation)" if (ours_lookbacks != lookback).any() else ""
     notes = [
         f"**{name} · {PROTOCOL_NAMES[protocol]} protocol · features {title} · our lookback L = {lookback}{other}**",
         "",
