@@ -609,7 +609,7 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
     runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
     parts = [pd.read_csv(Path(f) / "results.csv").assign(run=Path(f).name, run_index=i) for i, f in enumerate(folders)]
     results = pd.concat(parts, ignore_index=True)
-    keys, candidates = ROW_KEYS, None
+    candidates = None
     if select:
         results, candidates = select_on_validation(results)
         # what set each candidate's run apart from the defaults, from that run's own record
@@ -618,13 +618,13 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
             for r in candidates.itertuples(index=False)
         ]
         candidates = candidates.drop(columns="run_index")
-    elif results[results.kind == "ours"].duplicated(keys).any():
+    elif results[results.kind == "ours"].duplicated(ROW_KEYS).any():
         raise ValueError(
             "the runs overlap: the same model at the same setting and horizon twice "
             "(to keep the one with the lowest validation MSE, merge with --select)"
         )
     results = results.drop(columns=["run", "run_index"])
-    results = results.drop_duplicates(keys)  # a shared horizon's naive and published rows, once
+    results = results.drop_duplicates(ROW_KEYS)  # a shared horizon's naive and published rows, once
     order = {k: i for i, k in enumerate(dict.fromkeys(zip(results.data, results.protocol, results.features)))}
     results = results.assign(_s=[order[k] for k in zip(results.data, results.protocol, results.features)])
     results = results.sort_values(["_s", "horizon"], kind="stable").drop(columns="_s").reset_index(drop=True)
@@ -730,12 +730,11 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     started, started_at = time.perf_counter(), datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.select and not args.merge:
+        parser.error("--select chooses among merged runs: use it with --merge")
     if args.merge:
         if not args.out:
             parser.error("--merge needs --out")
-    elif args.select:
-        parser.error("--select chooses among merged runs: use it with --merge")
-    if args.merge:
         run = merge_runs([Path(f) for f in args.merge], Path(args.out), select=args.select)
         print((run.out / "results.md").read_text())
         return run
