@@ -375,10 +375,15 @@ def ssm_scan(
     return y, x[..., -1, :]
 
 
-#: Entries (batch · H · T · N) of one time block of :func:`selective_scan`: each of the five block
-#: tensors of its backward holds this many values (16 MiB in float32), whatever the length L.
-BLOCK_NUMEL = 2**22
-#: On CUDA a block is 8× larger: the scan there is launch-bound, and per-block work is what pays.
+#: Entries (batch · T · N · H) of one time block of :func:`selective_scan` on the CPU: each of the
+#: five block tensors of its backward holds this many values (1 MiB in float32), whatever the length
+#: L, so a block stays in cache across the dozen elementwise passes over it. Blocks of 2²² values
+#: (16 MiB) made every pass a trip to memory: forward + backward, one thread, batch 8, H 64, N 16,
+#: L 4,096: T = 512 → 802 ms, T = 32 → 571 ms (benchmarks/results/selective_scan-cpu.md).
+BLOCK_NUMEL = 2**18
+#: The fewest steps per CPU block: below it the per-block overhead (a dozen tensor calls) dominates.
+MIN_BLOCK = 4
+#: On CUDA a block holds 2²³ values, at least 16 steps: the scan there is launch-bound, and per-block work is what pays.
 #: H100, batch 8, H 64, N 16, L 4,096, fwd+bwd: T = 512 → 12.6 ms, T = 1,024 → 7.8 ms (pscan 8.9 ms).
 CUDA_BLOCK_NUMEL = 2**23
 
@@ -484,15 +489,17 @@ def selective_scan_seq(
 
 
 def _block_terms(
-    u_t: torch.Tensor, d_t: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor
+    u_t: torch.Tensor, d_t: torch.Tensor, At: torch.Tensor, B_t: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Time-major block: u_t, Δ_t (T, batch, H), A (H, N), B_t (T, batch, N) → Ā, B̄u (T, batch, H, N).
+    """Time-major block: u_t, Δ_t (T, batch, H), Aᵀ (N, H), B_t (T, batch, N) → Ā, B̄u (T, batch, N, H).
 
-    The results are contiguous in this order, so each step's (batch, H, N) slice is one dense block.
+    Channels H last: every broadcast then repeats a whole contiguous row of H values (vectorised),
+    where an N-last layout repeats single values over rows of N = 8 or 16 (on a CPU, 6× slower per
+    multiply at N = 8). The results are contiguous, so each step's (batch, N, H) slice is one dense block.
     """
     u_t, d_t, B_t = u_t.contiguous(), d_t.contiguous(), B_t.contiguous()  # outputs follow input strides
-    a = torch.mul(d_t[..., None], A).exp_()  # (T, batch, H, N)    Ā_k = exp(Δ_k A)
-    b = (d_t * u_t)[..., None] * B_t[:, :, None, :]  # (T, batch, H, N)    B̄_k u_k = Δ_k u_k B_k
+    a = torch.mul(d_t[:, :, None, :], At).exp_()  # (T, batch, N, H)    Ā_k = exp(Δ_k A)
+    b = (d_t * u_t)[:, :, None, :] * B_t[..., None]  # (T, batch, N, H)    B̄_k u_k = Δ_k u_k B_k
     return a, b
 
 
@@ -531,7 +538,7 @@ def _recur_(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, inner: str, reve
     """x_t = a_t ⊙ x_{t−1} + b_t over dim 0 from x_{−1} = x0, written into ``b`` (a, b (T, ...), x0 (...)).
 
     ``reverse`` runs t = T−1, …, 0 with x_t = a_t ⊙ x_{t+1} + b_t and x_T = x0. ``inner="loop"``
-    is one in-place ``addcmul_`` per step (the CPU path: a step's (batch, H, N) block stays in
+    is one in-place ``addcmul_`` per step (the CPU path: a step's (batch, N, H) block stays in
     cache); ``"chunked"`` the two-level chunked scan of :func:`linear_recurrence` (accelerators);
     ``"associative"`` PyTorch's associative scan of the affine steps (opt-in, see
     :func:`_associative_prefixes`), x_t = (Π_{i≤t} a_i) ⊙ x0 + (x_t from a zero state).
@@ -580,66 +587,69 @@ class _SelectiveScan(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, x0, block, inner):
         batch, H, L = u.shape
         N = A.shape[1]
-        x = u.new_zeros(batch, H, N) if x0 is None else x0  # (batch, H, N)
+        At = A.t().contiguous()  # (N, H): the blocks keep the channels last (see _block_terms)
+        x = u.new_zeros(batch, N, H) if x0 is None else x0.transpose(1, 2)  # (batch, N, H)
         y = u.new_empty(batch, H, L)  # (batch, H, L)
-        entering = []  # state entering each block, (batch, H, N) each
+        entering = []  # state entering each block, (batch, N, H) each
         u_tm, d_tm = u.permute(2, 0, 1).contiguous(), delta.permute(2, 0, 1).contiguous()  # (L, batch, H), once
         for s in range(0, L, block):
             e = min(s + block, L)
             u_t, d_t = u_tm[s:e], d_tm[s:e]  # (T, batch, H)
-            a, xs = _block_terms(u_t, d_t, A, B[:, s:e].transpose(0, 1))  # (T, batch, H, N)
+            a, xs = _block_terms(u_t, d_t, At, B[:, s:e].transpose(0, 1))  # (T, batch, N, H)
             entering.append(x)
-            xs = _recur_(a, xs, x, inner)  # (T, batch, H, N)    x_k
-            y_t = xs @ C[:, s:e].transpose(0, 1).unsqueeze(-1)  # (T, batch, H, 1)    Σ_n C_k x_k
-            y[..., s:e] = y_t[..., 0].permute(1, 2, 0)  # (batch, H, T)
-            x = xs[-1].clone()  # (batch, H, N), not a view that would keep the block alive
+            xs = _recur_(a, xs, x, inner)  # (T, batch, N, H)    x_k
+            y_t = C[:, s:e].transpose(0, 1).unsqueeze(-2) @ xs  # (T, batch, 1, H)    Σ_n C_k x_k
+            y[..., s:e] = y_t[:, :, 0].permute(1, 2, 0)  # (batch, H, T)
+            x = xs[-1].clone()  # (batch, N, H), not a view that would keep the block alive
         if D is not None:
             y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
-        ctx.save_for_backward(u, u_tm, d_tm, A, B, C, D, torch.stack(entering))
+        ctx.save_for_backward(u, u_tm, d_tm, At, B, C, D, torch.stack(entering))
         ctx.block, ctx.inner = block, inner
-        return y, x
+        return y, x.transpose(1, 2).contiguous()  # (batch, H, L), (batch, H, N)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gx_last):
-        u, u_tm, d_tm, A, B, C, D, entering = ctx.saved_tensors
+        u, u_tm, d_tm, At, B, C, D, entering = ctx.saved_tensors
         batch, H, L = u.shape
         gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L)
         gy_tm = gy.permute(2, 0, 1).contiguous()  # (L, batch, H)
-        carry = torch.zeros_like(entering[0]) if gx_last is None else gx_last  # (batch, H, N)   Ā_{k+1} ḡ_{k+1}
+        # Ā_{k+1} ḡ_{k+1}, (batch, N, H)
+        carry = torch.zeros_like(entering[0]) if gx_last is None else gx_last.transpose(1, 2).contiguous()
         gu, gdelta = torch.empty_like(u), torch.empty_like(u)  # (batch, H, L)
         gB, gC = torch.empty_like(B), torch.empty_like(C)  # (batch, L, N)
-        gA = torch.zeros_like(A)  # (H, N)
+        gAt = torch.zeros_like(At)  # (N, H)
         starts = list(range(0, L, ctx.block))
         for i in reversed(range(len(starts))):
             s, e = starts[i], min(starts[i] + ctx.block, L)
             u_t, d_t, gy_t = u_tm[s:e], d_tm[s:e], gy_tm[s:e]  # (T, batch, H)
             B_t, C_t = B[:, s:e].transpose(0, 1), C[:, s:e].transpose(0, 1)  # (T, batch, N)
-            a, xs = _block_terms(u_t, d_t, A, B_t)  # (T, batch, H, N)
-            xs = _recur_(a, xs, entering[i], ctx.inner)  # (T, batch, H, N)    x_k, recomputed
-            gC[:, s:e] = (gy_t.unsqueeze(-2) @ xs)[..., 0, :].transpose(0, 1)  # (batch, T, N)    Σ_h ȳ_k x_k
+            a, xs = _block_terms(u_t, d_t, At, B_t)  # (T, batch, N, H)
+            xs = _recur_(a, xs, entering[i], ctx.inner)  # (T, batch, N, H)    x_k, recomputed
+            # Σ_h as a product and a sum over the contiguous H: a batched (N × H)·(H × 1) bmm was 4× slower
+            gC[:, s:e] = (xs * gy_t[:, :, None, :]).sum(-1).transpose(0, 1)  # (batch, T, N)    Σ_h ȳ_k x_k
             # ḡ_k = C_k ȳ_k + Ā_{k+1} ḡ_{k+1}, backwards in time from the next block's carry
             # written into a time-major block like Ā's: left to itself the product would take gy's
             # (batch, H, T) layout, scattering each step's slice (the adjoint loop ran 2× slower)
-            g = torch.mul(gy_t[..., None], C_t[:, :, None, :], out=torch.empty_like(a))  # (T, batch, H, N)
-            g = _recur_back_(a, g, carry, ctx.inner)  # (T, batch, H, N)
-            g_dA = g * a  # (T, batch, H, N)    Ā_k ⊙ ḡ_k
-            carry = g_dA[0].clone()  # (batch, H, N)    Ā_k ḡ_k at the block's first step
+            g = torch.mul(gy_t[:, :, None, :], C_t[..., None], out=torch.empty_like(a))  # (T, batch, N, H)
+            g = _recur_back_(a, g, carry, ctx.inner)  # (T, batch, N, H)
+            g_dA = g * a  # (T, batch, N, H)    Ā_k ⊙ ḡ_k
+            carry = g_dA[0].clone()  # (batch, N, H)    Ā_k ḡ_k at the block's first step
             # ∂/∂(Δ_k A) = ḡ_k ⊙ Ā_k ⊙ x_{k−1}, x_{k−1} the previous state (the entering state first)
             g_dA[1:].mul_(xs[:-1])
             g_dA[0].mul_(entering[i])
             del xs
-            gB_sum = (g @ B_t.unsqueeze(-1))[..., 0]  # (T, batch, H)    Σ_n ḡ_k B_k
-            gdelta[..., s:e] = torch.addcmul((g_dA * A).sum(-1), u_t, gB_sum).permute(1, 2, 0)  # (batch, H, T)
+            gB_sum = (B_t.unsqueeze(-2) @ g)[:, :, 0]  # (T, batch, H)    Σ_n ḡ_k B_k
+            gdelta[..., s:e] = torch.addcmul((g_dA * At).sum(-2), u_t, gB_sum).permute(1, 2, 0)  # (batch, H, T)
             gu[..., s:e] = (d_t * gB_sum).permute(1, 2, 0)  # (batch, H, T)
-            gA += (g_dA * d_t[..., None]).sum(dim=(0, 1))  # (H, N)
-            gB[:, s:e] = ((d_t * u_t).unsqueeze(-2) @ g)[..., 0, :].transpose(0, 1)  # (batch, T, N)
+            gAt += (g_dA * d_t[:, :, None, :]).sum(dim=(0, 1))  # (N, H)
+            gB[:, s:e] = (g * (d_t * u_t)[:, :, None, :]).sum(-1).transpose(0, 1)  # (batch, T, N)    Σ_h ḡ_k Δ_k u_k
         gD = None
         if D is not None:
             gu = torch.addcmul(gu, D[:, None], gy)  # (batch, H, L)
             gD = (gy * u).sum(dim=(0, 2))  # (H,)
-        gx0 = carry if ctx.needs_input_grad[6] else None  # (batch, H, N)
-        return gu, gdelta, gA, gB, gC, gD, gx0, None, None
+        gx0 = carry.transpose(1, 2) if ctx.needs_input_grad[6] else None  # (batch, H, N)
+        return gu, gdelta, gAt.t(), gB, gC, gD, gx0, None, None
 
 
 #: Ways of running :func:`selective_scan`'s per-block recurrence ("auto": "loop" on the CPU, the
@@ -667,7 +677,7 @@ def selective_scan(
     cut into blocks of T steps, Ā and B̄u are formed per block, and only the state entering each
     block is stored. The backward is written by hand (the adjoint recurrence, run backwards block by
     block from recomputed states), so training memory is O(batch · H · (L + N · L / T) + batch · L · N)
-    plus five (T, batch, H, N) blocks, instead of autograd's O(batch · H · L · N), and autograd records
+    plus five (T, batch, N, H) blocks, instead of autograd's O(batch · H · L · N), and autograd records
     one node instead of L. Same values as :func:`selective_scan_seq` (to rounding).
 
     Parameters
@@ -683,8 +693,8 @@ def selective_scan(
     x0 : Tensor of shape (batch, H, N), optional
         State before the first step; zeros if omitted.
     block_size : int, optional
-        Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` on the CPU and
-        ``CUDA_BLOCK_NUMEL // (batch · H · N)`` elsewhere (at least 16).
+        Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` on the CPU (at least
+        ``MIN_BLOCK``) and ``CUDA_BLOCK_NUMEL // (batch · H · N)`` elsewhere (at least 16).
     inner : {"auto", "loop", "chunked", "associative"}, default "auto"
         The recurrence inside a block: one in-place step at a time ("loop", the default on the
         CPU, where a step's data stays in cache), the chunked scan of :func:`linear_recurrence`
@@ -710,8 +720,9 @@ def selective_scan(
     check_choice("inner", inner, SELECTIVE_INNER)
     batch, H, L = u.shape
     if block_size is None:
-        numel = BLOCK_NUMEL if u.device.type == "cpu" else CUDA_BLOCK_NUMEL
-        block_size = max(16, numel // max(1, batch * H * A.shape[1]))
+        cpu = u.device.type == "cpu"
+        numel, fewest = (BLOCK_NUMEL, MIN_BLOCK) if cpu else (CUDA_BLOCK_NUMEL, 16)
+        block_size = max(fewest, numel // max(1, batch * H * A.shape[1]))
     elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
     if inner == "auto":
