@@ -501,6 +501,30 @@ def test_selective_scan_values_and_gradients_equal_the_reference_loop(inner, blo
             torch.testing.assert_close(t.grad, r.grad, rtol=1e-10, atol=1e-10, msg=f"gradient of {name}")
 
 
+@pytest.mark.parametrize(("numel", "expected"), [(2 * 3 * 4 * 6, 6), (1, 4)])
+def test_selective_scan_default_cpu_block_holds_block_numel_values_and_at_least_min_block_steps(monkeypatch, numel, expected):
+    """T = BLOCK_NUMEL // (batch·H·N) on the CPU, floored at MIN_BLOCK; several default blocks still
+    give the reference loop's values and gradients."""
+    import ssmforecast.math.scan as scan
+
+    monkeypatch.setattr(scan, "BLOCK_NUMEL", numel)
+    seen = []
+    apply = scan._SelectiveScan.apply
+    monkeypatch.setattr(scan._SelectiveScan, "apply", lambda *a: seen.append(a[-2]) or apply(*a))
+    u, delta, A, B, C, D, x0 = _selective_args(batch=2, H=3, L=41, N=4)
+    args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+    ref_args = [t.detach().clone().requires_grad_() for t in args]
+    y, x_last = scan.selective_scan(*args)
+    assert seen == [expected] and scan.MIN_BLOCK == 4
+    y_ref, x_ref = scan.selective_scan_seq(*ref_args)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(x_last, x_ref, rtol=1e-12, atol=1e-12)
+    (y.sum() + x_last.sum()).backward()
+    (y_ref.sum() + x_ref.sum()).backward()
+    for t, r in zip(args, ref_args):
+        torch.testing.assert_close(t.grad, r.grad, rtol=1e-10, atol=1e-10)
+
+
 def test_selective_scan_gradcheck_and_only_y_used():
     from ssmforecast.math.scan import selective_scan
 
