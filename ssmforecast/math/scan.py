@@ -15,6 +15,7 @@ support autograd, and never modify their arguments in place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -572,6 +573,25 @@ def _recur_back_(a: torch.Tensor, c: torch.Tensor, carry: torch.Tensor, inner: s
     return c
 
 
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Run the block loop of :class:`_SelectiveScan` on one intra-op thread (CPU only; restored after).
+
+    Its tensor calls are small (a block of ``BLOCK_NUMEL`` values, a step of batch · N · H), and
+    handing each to a second thread costs more than it saves: forward + backward, batch 8, H 64,
+    N 16, L 4,096, T = 32: 375 ms on one thread, 790 ms on two (this 2-core CPU, OMP_WAIT_POLICY=PASSIVE).
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 # Selective scan with a hand-written backward that recomputes the states block by block (the
 # recomputation of Gu & Dao 2023 §3.3.2, "hardware-aware algorithm", with time blocks in place of SRAM tiles)
 class _SelectiveScan(torch.autograd.Function):
@@ -585,6 +605,11 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, x0, block, inner):
+        with _one_cpu_thread(u.device):
+            return _SelectiveScan._forward(ctx, u, delta, A, B, C, D, x0, block, inner)
+
+    @staticmethod
+    def _forward(ctx, u, delta, A, B, C, D, x0, block, inner):
         batch, H, L = u.shape
         N = A.shape[1]
         At = A.t().contiguous()  # (N, H): the blocks keep the channels last (see _block_terms)
@@ -610,6 +635,11 @@ class _SelectiveScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gx_last):
+        with _one_cpu_thread(ctx.saved_tensors[0].device):
+            return _SelectiveScan._backward(ctx, gy, gx_last)
+
+    @staticmethod
+    def _backward(ctx, gy, gx_last):
         u, u_tm, d_tm, At, B, C, D, entering = ctx.saved_tensors
         batch, H, L = u.shape
         gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L)
