@@ -78,6 +78,7 @@ FULL_CONFIG = {
     "n_layers": 2,
     "d_state": None,
     "dropout": 0.0,
+    "weight_decay": 0.01,
     "max_epochs": 10,
     "patience": 0,
     "batch_size": 64,
@@ -667,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d-state", type=int, help="state size N (default: the layer's)")
     p.add_argument("--batch-size", type=int, help=f"batch size (default {FULL_CONFIG['batch_size']})")
     p.add_argument("--lr", type=float, help=f"learning rate (default {FULL_CONFIG['lr']})")
+    p.add_argument("--dropout", type=float, help=f"dropout on each residual branch (default {FULL_CONFIG['dropout']:g})")
+    p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay of the weight matrices, never of SSM parameters, biases or norms (default {FULL_CONFIG['weight_decay']:g})")
     p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']})")
     p.add_argument("--loss", choices=["normal", "mse", "mae"], help=f"training loss (default {FULL_CONFIG['loss']})")
     p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
@@ -699,7 +702,7 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
     overrides = {
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
-        "revin_min_std": args.revin_min_std,
+        "revin_min_std": args.revin_min_std, "dropout": args.dropout, "weight_decay": args.weight_decay,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     full = {**FULL_CONFIG, **FEATURE_CONFIG[features]}

@@ -130,6 +130,10 @@ def test_quick_and_full_configurations():
     assert set(quick) == {"s4d", "mamba"} and all(c["max_epochs"] <= 3 for c in quick.values())
     full = bench._configs(parser.parse_args(["--epochs", "5", "--loss", "mse"]), ["s4"])
     assert full["s4"] == {**bench.FULL_CONFIG, "max_epochs": 5, "loss": "mse"}
+    regularised = bench._configs(parser.parse_args(["--dropout", "0.1", "--weight-decay", "0"]), ["s4d"])["s4d"]
+    assert regularised["dropout"] == 0.1 and regularised["weight_decay"] == 0.0
+    assert bench.config_text(regularised, "S") == "dropout=0.1, weight_decay=0"
+    assert bench.make_forecaster("s4d", regularised, 96, 24, 0, "cpu").get_params()["weight_decay"] == 0.0
     # patience by features (chosen on the val curves): 0 on S, 3 on M; an explicit option wins
     assert bench._configs(parser.parse_args([]), ["s4d"], "S")["s4d"]["patience"] == 0
     assert bench._configs(parser.parse_args([]), ["s4d"], "M")["s4d"]["patience"] == 3
