@@ -380,7 +380,7 @@ def ssm_scan(
 #: five block tensors of its backward holds this many values (1 MiB in float32), whatever the length
 #: L, so a block stays in cache across the dozen elementwise passes over it. Blocks of 2²² values
 #: (16 MiB) made every pass a trip to memory: forward + backward, one thread, batch 8, H 64, N 16,
-#: L 4,096: T = 512 → 802 ms, T = 32 → 571 ms (benchmarks/results/selective_scan-cpu.md).
+#: L 4,096: T = 512 → 802 ms, T = 32 → 571 ms (docs/performance.md, "Selective scan").
 BLOCK_NUMEL = 2**18
 #: The fewest steps per CPU block: below it the per-block overhead (a dozen tensor calls) dominates.
 MIN_BLOCK = 4
@@ -580,6 +580,7 @@ def _one_cpu_thread(device: torch.device):
     Its tensor calls are small (a block of ``BLOCK_NUMEL`` values, a step of batch · N · H), and
     handing each to a second thread costs more than it saves: forward + backward, batch 8, H 64,
     N 16, L 4,096, T = 32: 375 ms on one thread, 790 ms on two (this 2-core CPU, OMP_WAIT_POLICY=PASSIVE).
+    The thread count is process-wide: torch calls of another Python thread meanwhile also get one.
     """
     threads = torch.get_num_threads()
     if device.type != "cpu" or threads == 1:
