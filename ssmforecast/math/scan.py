@@ -15,13 +15,13 @@ support autograd, and never modify their arguments in place.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 
 import torch
 
 from ._checks import check_broadcast, check_choice, check_finite
+from ._threads import one_intra_op_thread
 
 #: Values of ``method`` accepted by :func:`ssm_scan`.
 METHODS: tuple[str, ...] = ("auto", "chunked", "sequential")
@@ -573,26 +573,6 @@ def _recur_back_(a: torch.Tensor, c: torch.Tensor, carry: torch.Tensor, inner: s
     return c
 
 
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """Run the block loop of :class:`_SelectiveScan` on one intra-op thread (CPU only; restored after).
-
-    Its tensor calls are small (a block of ``BLOCK_NUMEL`` values, a step of batch · N · H), and
-    handing each to a second thread costs more than it saves: forward + backward, batch 8, H 64,
-    N 16, L 4,096, T = 32: 375 ms on one thread, 790 ms on two (this 2-core CPU, OMP_WAIT_POLICY=PASSIVE).
-    The thread count is process-wide: torch calls of another Python thread meanwhile also get one.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 # Selective scan with a hand-written backward that recomputes the states block by block (the
 # recomputation of Gu & Dao 2023 §3.3.2, "hardware-aware algorithm", with time blocks in place of SRAM tiles)
 class _SelectiveScan(torch.autograd.Function):
@@ -604,9 +584,12 @@ class _SelectiveScan(torch.autograd.Function):
     then the chain rule through Ā_k = exp(Δ_k A), B̄_k u_k = Δ_k u_k B_k and D u_k.
     """
 
+    # On the CPU the block loop runs on one intra-op thread: its calls are small (a block of
+    # BLOCK_NUMEL values, a step of batch · N · H), and handing each to a second thread cost more
+    # than it saved (batch 8, H 64, N 16, L 4,096, T = 32, fwd+bwd: 375 ms on one thread, 790 ms on two)
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, x0, block, inner):
-        with _one_cpu_thread(u.device):
+        with one_intra_op_thread(u.device.type == "cpu"):
             return _SelectiveScan._forward(ctx, u, delta, A, B, C, D, x0, block, inner)
 
     @staticmethod
@@ -636,7 +619,7 @@ class _SelectiveScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gx_last):
-        with _one_cpu_thread(ctx.saved_tensors[0].device):
+        with one_intra_op_thread(ctx.saved_tensors[0].device.type == "cpu"):
             return _SelectiveScan._backward(ctx, gy, gx_last)
 
     @staticmethod

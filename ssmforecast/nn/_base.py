@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ..math._threads import one_intra_op_thread
+
 
 class SequenceLayer(nn.Module):
     """A sequence-to-sequence layer with a parallel and a recurrent view.
@@ -141,20 +143,12 @@ def serial_step(step, u: torch.Tensor, state, dt: torch.Tensor | None):
     """``step(u, state, dt)`` on one intra-op thread when u's batch is at most ``SERIAL_STEP_BATCH``.
 
     The ops of a small step are tiny (a (1, 128) matrix–vector product, a GELU over 128 values):
-    splitting one over two threads saves nothing, yet every parallel region (MKL's GEMM,
-    oneDNN's GELU) wakes the other thread and waits for it, ~10 µs each on an idle CPU and up to a
-    scheduler time slice when other processes hold the cores. As scikit-learn's KMeans limits its
-    BLAS threads, the thread count of the calling thread is set to 1 and restored afterwards
-    (about 1 µs); other threads keep theirs.
+    splitting one over two threads saves nothing and costs a wake-up per parallel region
+    (:func:`~ssmforecast.math._threads.one_intra_op_thread`), as scikit-learn's KMeans limits its
+    BLAS threads.
     """
-    threads = torch.get_num_threads()
-    if threads == 1 or u.shape[0] > SERIAL_STEP_BATCH:
+    with one_intra_op_thread(u.shape[0] <= SERIAL_STEP_BATCH):
         return step(u, state, dt)
-    torch.set_num_threads(1)
-    try:
-        return step(u, state, dt)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def autocast_enabled(device_type: str) -> bool:

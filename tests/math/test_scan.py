@@ -525,6 +525,26 @@ def test_selective_scan_default_cpu_block_holds_block_numel_values_and_at_least_
         torch.testing.assert_close(t.grad, r.grad, rtol=1e-10, atol=1e-10)
 
 
+def test_selective_scan_block_loop_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    """On the CPU the forward's and the backward's block loops see one intra-op thread; the
+    caller's count is back afterwards."""
+    import ssmforecast.math.scan as scan
+
+    seen = []
+    recur = scan._recur_
+    monkeypatch.setattr(scan, "_recur_", lambda *a, **k: (seen.append(torch.get_num_threads()), recur(*a, **k))[1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        args = [t.clone().requires_grad_() for t in _selective_args(L=9)]
+        y, _ = scan.selective_scan(*args, block_size=4)
+        y.sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1] * 6  # three blocks, forward and backward's recomputation
+
+
 def test_selective_scan_gradcheck_and_only_y_used():
     from ssmforecast.math.scan import selective_scan
 
