@@ -406,10 +406,8 @@ def _ssm_step(x, delta, B, C, ssm_state, A, D):
     """x, Δ (batch, d_inner), B, C (batch, 1, N), state (batch, d_inner, N), A (d_inner, N) and D
     (d_inner,) in the scan dtype → y (batch, d_inner) in x's dtype, h (batch, d_inner, N) in A's."""
     dtype, x_dtype = A.dtype, x.dtype
-    if x_dtype != dtype:  # half precision under autocast: the SSM runs in float32
-        x, delta, B, C = x.to(dtype), delta.to(dtype), B.to(dtype), C.to(dtype)
-    if ssm_state.dtype != dtype:
-        ssm_state = ssm_state.to(dtype)
+    # half precision under autocast (x_proj's B and C, even where the conv gave a float32 x): the SSM runs in float32
+    x, delta, B, C, ssm_state = (t if t.dtype == dtype else t.to(dtype) for t in (x, delta, B, C, ssm_state))
     delta3 = delta[..., None]  # (batch, H_in, 1)
     dBu = (delta3 * x[..., None]) * B  # (batch, H_in, N)
     h = torch.addcmul(dBu, torch.exp(delta3 * A), ssm_state)  # (batch, H_in, N)
