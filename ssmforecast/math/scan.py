@@ -15,8 +15,12 @@ support autograd, and never modify their arguments in place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import warnings
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -573,6 +577,129 @@ def _recur_back_(a: torch.Tensor, c: torch.Tensor, carry: torch.Tensor, inner: s
     return c
 
 
+#: On a CPU with several intra-op threads the batch of a selective scan is split into parts that run
+#: side by side, each holding at least this many values per step (its series · N · H); see
+#: :func:`_map_parts`. Threads hand Python's GIL to each other around every call, which pays only
+#: when the calls are big: fwd+bwd, batch 64, N 16, L 120, two parts against one thread:
+#: H = 128 (65,536 values per part and step) 192 → 139 ms; H = 64 (32,768) 126 → 125 ms;
+#: batch 8, H 64 (4,096) 442 → 585 ms.
+PARALLEL_STEP_NUMEL = 2**16
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The threads that run the parts of a split scan besides the caller's own: one pool per size
+    and process (a forked child, e.g. a joblib worker, has none of its parent's threads)."""
+    key = (os.getpid(), workers)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssmforecast-scan")
+    return _POOLS[key]
+
+
+def _batch_parts(batch: int, step_numel: int, device: torch.device) -> list[tuple[int, int]]:
+    """[(start, stop)] of the batch parts that run side by side: on a CPU one per intra-op thread,
+    at most one per series and one per PARALLEL_STEP_NUMEL of the ``step_numel`` = batch · N · H
+    values of a step; elsewhere one."""
+    parts = 1
+    if device.type == "cpu":
+        parts = max(1, min(torch.get_num_threads(), batch, step_numel // PARALLEL_STEP_NUMEL))
+    bounds = [batch * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _one_thread_call(fn, part, grad: bool):
+    """fn(part) in a pool thread: one intra-op thread (OpenMP's count is per thread) and the
+    caller's grad mode (thread-local, like autocast, which the caller has turned off too)."""
+    torch.set_num_threads(1)
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", enabled=False):
+        return fn(part)
+
+
+def _map_parts(fn, parts: list, cpu: bool) -> list:
+    """[fn(part) for part in parts], each on one intra-op thread on a CPU, side by side when several.
+
+    The block loop is a long run of small calls: handing each to a second intra-op thread cost more
+    than it saved (batch 8, H 64, N 16, L 4,096, T = 32, fwd+bwd: 375 ms on one thread, 790 ms on
+    two), whereas separate series of big enough steps (PARALLEL_STEP_NUMEL) run well on separate
+    threads, as torch releases the GIL inside every op. The caller runs the first part, pool threads
+    the others; the caller's count is restored once every part has finished. CPU autocast is off in
+    every part: the scan runs in its inputs' dtype.
+    """
+    autocast_off = torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext()
+    if len(parts) == 1:
+        with one_intra_op_thread(cpu), autocast_off:
+            return [fn(parts[0])]
+    threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
+    rest = [_pool(len(parts) - 1).submit(_one_thread_call, fn, part, grad) for part in parts[1:]]
+    try:
+        torch.set_num_threads(1)
+        with autocast_off:
+            first = fn(parts[0])
+    finally:
+        futures.wait(rest)  # a pool thread's set_num_threads must not land after the restore
+        torch.set_num_threads(threads)
+    return [first] + [future.result() for future in rest]
+
+
+def _scan_forward_part(u, delta, At, B, C, x0, block, inner, y):
+    """The blocked forward for one batch part: u, Δ (b, H, L), Aᵀ (N, H), B, C (b, L, N), x0 (b, N, H),
+    y (b, H, L) written in place (Σ_n C x, without D) → x_L (b, N, H) and what the backward reads:
+    u, Δ time-major (L, b, H) and the state entering each block (blocks, b, N, H)."""
+    L = u.shape[-1]
+    x = x0
+    entering = []  # state entering each block, (b, N, H) each
+    u_tm, d_tm = u.permute(2, 0, 1).contiguous(), delta.permute(2, 0, 1).contiguous()  # (L, b, H), once
+    for s in range(0, L, block):
+        e = min(s + block, L)
+        a, xs = _block_terms(u_tm[s:e], d_tm[s:e], At, B[:, s:e].transpose(0, 1))  # (T, b, N, H)
+        entering.append(x)
+        xs = _recur_(a, xs, x, inner)  # (T, b, N, H)    x_k
+        y_t = C[:, s:e].transpose(0, 1).unsqueeze(-2) @ xs  # (T, b, 1, H)    Σ_n C_k x_k
+        y[..., s:e] = y_t[:, :, 0].permute(1, 2, 0)  # (b, H, T)
+        x = xs[-1].clone()  # (b, N, H), not a view that would keep the block alive
+    return x, (u_tm, d_tm, torch.stack(entering))
+
+
+def _scan_backward_part(saved, At, B, C, gy, carry, block, inner, grads):
+    """The adjoint for one batch part, backwards block by block from recomputed states: saved =
+    (u, Δ time-major (L, b, H), entering states), B, C (b, L, N), gy (b, H, L), carry = ∂/∂x_L
+    (b, N, H); writes ∂u (without D's term), ∂Δ (b, H, L), ∂B, ∂C (b, L, N) into ``grads`` →
+    (this part's ∂Aᵀ (N, H), ∂x0 (b, N, H))."""
+    u_tm, d_tm, entering = saved
+    gu, gdelta, gB, gC = grads
+    L = u_tm.shape[0]
+    gy_tm = gy.permute(2, 0, 1).contiguous()  # (L, b, H)
+    gAt = torch.zeros_like(At)  # (N, H)
+    starts = list(range(0, L, block))
+    for i in reversed(range(len(starts))):
+        s, e = starts[i], min(starts[i] + block, L)
+        u_t, d_t, gy_t = u_tm[s:e], d_tm[s:e], gy_tm[s:e]  # (T, b, H)
+        B_t, C_t = B[:, s:e].transpose(0, 1), C[:, s:e].transpose(0, 1)  # (T, b, N)
+        a, xs = _block_terms(u_t, d_t, At, B_t)  # (T, b, N, H)
+        xs = _recur_(a, xs, entering[i], inner)  # (T, b, N, H)    x_k, recomputed
+        # Σ_h as a product and a sum over the contiguous H: a batched (N × H)·(H × 1) bmm was 4× slower
+        gC[:, s:e] = (xs * gy_t[:, :, None, :]).sum(-1).transpose(0, 1)  # (b, T, N)    Σ_h ȳ_k x_k
+        # ḡ_k = C_k ȳ_k + Ā_{k+1} ḡ_{k+1}, backwards in time from the next block's carry
+        # written into a time-major block like Ā's: left to itself the product would take gy's
+        # (b, H, T) layout, scattering each step's slice (the adjoint loop ran 2× slower)
+        g = torch.mul(gy_t[:, :, None, :], C_t[..., None], out=torch.empty_like(a))  # (T, b, N, H)
+        g = _recur_back_(a, g, carry, inner)  # (T, b, N, H)
+        g_dA = g * a  # (T, b, N, H)    Ā_k ⊙ ḡ_k
+        carry = g_dA[0].clone()  # (b, N, H)    Ā_k ḡ_k at the block's first step
+        # ∂/∂(Δ_k A) = ḡ_k ⊙ Ā_k ⊙ x_{k−1}, x_{k−1} the previous state (the entering state first)
+        g_dA[1:].mul_(xs[:-1])
+        g_dA[0].mul_(entering[i])
+        del xs
+        gB_sum = (B_t.unsqueeze(-2) @ g)[:, :, 0]  # (T, b, H)    Σ_n ḡ_k B_k
+        gdelta[..., s:e] = torch.addcmul((g_dA * At).sum(-2), u_t, gB_sum).permute(1, 2, 0)  # (b, H, T)
+        gu[..., s:e] = (d_t * gB_sum).permute(1, 2, 0)  # (b, H, T)
+        gAt += (g_dA * d_t[:, :, None, :]).sum(dim=(0, 1))  # (N, H)
+        gB[:, s:e] = (g * (d_t * u_t)[:, :, None, :]).sum(-1).transpose(0, 1)  # (b, T, N)    Σ_h ḡ_k Δ_k u_k
+    return gAt, carry
+
+
 # Selective scan with a hand-written backward that recomputes the states block by block (the
 # recomputation of Gu & Dao 2023 §3.3.2, "hardware-aware algorithm", with time blocks in place of SRAM tiles)
 class _SelectiveScan(torch.autograd.Function):
@@ -581,88 +708,56 @@ class _SelectiveScan(torch.autograd.Function):
         ḡ_k = C_k ȳ_k + Ā_{k+1} ⊙ ḡ_{k+1}       (ḡ_L-1 gets the gradient of x_last)
         ∂/∂(ΔA)_k = ḡ_k ⊙ x_{k−1} ⊙ Ā_k,        ∂/∂(B̄u)_k = ḡ_k,         ∂/∂C_k = Σ_h ȳ_k x_k
 
-    then the chain rule through Ā_k = exp(Δ_k A), B̄_k u_k = Δ_k u_k B_k and D u_k.
+    then the chain rule through Ā_k = exp(Δ_k A), B̄_k u_k = Δ_k u_k B_k and D u_k. The series of
+    the batch are independent: on a CPU with several threads the batch is cut into parts that run
+    side by side (:func:`_batch_parts`, :func:`_map_parts`), each part's loop on one thread.
     """
 
-    # On the CPU the block loop runs on one intra-op thread: its calls are small (a block of
-    # BLOCK_NUMEL values, a step of batch · N · H), and handing each to a second thread cost more
-    # than it saved (batch 8, H 64, N 16, L 4,096, T = 32, fwd+bwd: 375 ms on one thread, 790 ms on two)
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, x0, block, inner):
-        with one_intra_op_thread(u.device.type == "cpu"):
-            return _SelectiveScan._forward(ctx, u, delta, A, B, C, D, x0, block, inner)
-
-    @staticmethod
-    def _forward(ctx, u, delta, A, B, C, D, x0, block, inner):
         batch, H, L = u.shape
         N = A.shape[1]
         At = A.t().contiguous()  # (N, H): the blocks keep the channels last (see _block_terms)
-        x = u.new_zeros(batch, N, H) if x0 is None else x0.transpose(1, 2)  # (batch, N, H)
+        x0 = u.new_zeros(batch, N, H) if x0 is None else x0.transpose(1, 2)  # (batch, N, H)
         y = u.new_empty(batch, H, L)  # (batch, H, L)
-        entering = []  # state entering each block, (batch, N, H) each
-        u_tm, d_tm = u.permute(2, 0, 1).contiguous(), delta.permute(2, 0, 1).contiguous()  # (L, batch, H), once
-        for s in range(0, L, block):
-            e = min(s + block, L)
-            u_t, d_t = u_tm[s:e], d_tm[s:e]  # (T, batch, H)
-            a, xs = _block_terms(u_t, d_t, At, B[:, s:e].transpose(0, 1))  # (T, batch, N, H)
-            entering.append(x)
-            xs = _recur_(a, xs, x, inner)  # (T, batch, N, H)    x_k
-            y_t = C[:, s:e].transpose(0, 1).unsqueeze(-2) @ xs  # (T, batch, 1, H)    Σ_n C_k x_k
-            y[..., s:e] = y_t[:, :, 0].permute(1, 2, 0)  # (batch, H, T)
-            x = xs[-1].clone()  # (batch, N, H), not a view that would keep the block alive
+        parts = _batch_parts(batch, batch * H * N, u.device)
+
+        def part(bounds):
+            p = slice(*bounds)
+            return _scan_forward_part(u[p], delta[p], At, B[p], C[p], x0[p], block, inner, y[p])
+
+        outs = _map_parts(part, parts, u.device.type == "cpu")
+        x = torch.cat([x for x, _ in outs]) if len(outs) > 1 else outs[0][0]  # (batch, N, H)
         if D is not None:
             y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
-        ctx.save_for_backward(u, u_tm, d_tm, At, B, C, D, torch.stack(entering))
-        ctx.block, ctx.inner = block, inner
+        ctx.save_for_backward(u, At, B, C, D, *(t for _, saved in outs for t in saved))
+        ctx.block, ctx.inner, ctx.parts = block, inner, parts
         return y, x.transpose(1, 2).contiguous()  # (batch, H, L), (batch, H, N)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gx_last):
-        with one_intra_op_thread(ctx.saved_tensors[0].device.type == "cpu"):
-            return _SelectiveScan._backward(ctx, gy, gx_last)
-
-    @staticmethod
-    def _backward(ctx, gy, gx_last):
-        u, u_tm, d_tm, At, B, C, D, entering = ctx.saved_tensors
-        batch, H, L = u.shape
+        u, At, B, C, D, *saved = ctx.saved_tensors
         gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L)
-        gy_tm = gy.permute(2, 0, 1).contiguous()  # (L, batch, H)
-        # Ā_{k+1} ḡ_{k+1}, (batch, N, H)
-        carry = torch.zeros_like(entering[0]) if gx_last is None else gx_last.transpose(1, 2).contiguous()
+        carry = torch.zeros(u.shape[0], *At.shape, dtype=u.dtype, device=u.device) if gx_last is None else gx_last.transpose(1, 2)
         gu, gdelta = torch.empty_like(u), torch.empty_like(u)  # (batch, H, L)
         gB, gC = torch.empty_like(B), torch.empty_like(C)  # (batch, L, N)
-        gAt = torch.zeros_like(At)  # (N, H)
-        starts = list(range(0, L, ctx.block))
-        for i in reversed(range(len(starts))):
-            s, e = starts[i], min(starts[i] + ctx.block, L)
-            u_t, d_t, gy_t = u_tm[s:e], d_tm[s:e], gy_tm[s:e]  # (T, batch, H)
-            B_t, C_t = B[:, s:e].transpose(0, 1), C[:, s:e].transpose(0, 1)  # (T, batch, N)
-            a, xs = _block_terms(u_t, d_t, At, B_t)  # (T, batch, N, H)
-            xs = _recur_(a, xs, entering[i], ctx.inner)  # (T, batch, N, H)    x_k, recomputed
-            # Σ_h as a product and a sum over the contiguous H: a batched (N × H)·(H × 1) bmm was 4× slower
-            gC[:, s:e] = (xs * gy_t[:, :, None, :]).sum(-1).transpose(0, 1)  # (batch, T, N)    Σ_h ȳ_k x_k
-            # ḡ_k = C_k ȳ_k + Ā_{k+1} ḡ_{k+1}, backwards in time from the next block's carry
-            # written into a time-major block like Ā's: left to itself the product would take gy's
-            # (batch, H, T) layout, scattering each step's slice (the adjoint loop ran 2× slower)
-            g = torch.mul(gy_t[:, :, None, :], C_t[..., None], out=torch.empty_like(a))  # (T, batch, N, H)
-            g = _recur_back_(a, g, carry, ctx.inner)  # (T, batch, N, H)
-            g_dA = g * a  # (T, batch, N, H)    Ā_k ⊙ ḡ_k
-            carry = g_dA[0].clone()  # (batch, N, H)    Ā_k ḡ_k at the block's first step
-            # ∂/∂(Δ_k A) = ḡ_k ⊙ Ā_k ⊙ x_{k−1}, x_{k−1} the previous state (the entering state first)
-            g_dA[1:].mul_(xs[:-1])
-            g_dA[0].mul_(entering[i])
-            del xs
-            gB_sum = (B_t.unsqueeze(-2) @ g)[:, :, 0]  # (T, batch, H)    Σ_n ḡ_k B_k
-            gdelta[..., s:e] = torch.addcmul((g_dA * At).sum(-2), u_t, gB_sum).permute(1, 2, 0)  # (batch, H, T)
-            gu[..., s:e] = (d_t * gB_sum).permute(1, 2, 0)  # (batch, H, T)
-            gAt += (g_dA * d_t[:, :, None, :]).sum(dim=(0, 1))  # (N, H)
-            gB[:, s:e] = (g * (d_t * u_t)[:, :, None, :]).sum(-1).transpose(0, 1)  # (batch, T, N)    Σ_h ḡ_k Δ_k u_k
+        grads = (gu, gdelta, gB, gC)
+
+        def part(i):
+            p = slice(*ctx.parts[i])
+            part_grads = tuple(g[p] for g in grads)
+            return _scan_backward_part(saved[3 * i : 3 * i + 3], At, B[p], C[p], gy[p], carry[p].contiguous(), ctx.block, ctx.inner, part_grads)
+
+        outs = _map_parts(part, list(range(len(ctx.parts))), u.device.type == "cpu")
+        gAt = outs[0][0] if len(outs) == 1 else torch.stack([g for g, _ in outs]).sum(0)  # (N, H), parts in a fixed order
         gD = None
         if D is not None:
             gu = torch.addcmul(gu, D[:, None], gy)  # (batch, H, L)
             gD = (gy * u).sum(dim=(0, 2))  # (H,)
-        gx0 = carry.transpose(1, 2) if ctx.needs_input_grad[6] else None  # (batch, H, N)
+        gx0 = None
+        if ctx.needs_input_grad[6]:
+            gx0 = (torch.cat([c for _, c in outs]) if len(outs) > 1 else outs[0][1]).transpose(1, 2)  # (batch, H, N)
         return gu, gdelta, gAt.t(), gB, gC, gD, gx0, None, None
 
 
@@ -693,6 +788,11 @@ def selective_scan(
     block from recomputed states), so training memory is O(batch · H · (L + N · L / T) + batch · L · N)
     plus five (T, batch, N, H) blocks, instead of autograd's O(batch · H · L · N), and autograd records
     one node instead of L. Same values as :func:`selective_scan_seq` (to rounding).
+
+    On a CPU the block loop runs on one intra-op thread; with several threads (``torch.get_num_threads()``)
+    and at least ``PARALLEL_STEP_NUMEL`` values per part and step, the batch is cut into parts whose
+    loops run side by side on their own threads (the series are independent; ∂A sums the parts in a fixed order,
+    so a given thread count gives the same bits every time). CPU autocast is off inside the scan.
 
     Parameters
     ----------

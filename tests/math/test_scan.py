@@ -545,6 +545,129 @@ def test_selective_scan_block_loop_runs_on_one_thread_and_restores_the_count(mon
     assert seen == [1] * 6  # three blocks, forward and backward's recomputation
 
 
+def test_selective_scan_batch_parts():
+    """On a CPU one part per intra-op thread, at most one per series and one per
+    PARALLEL_STEP_NUMEL values of a step; elsewhere one."""
+    import ssmforecast.math.scan as scan
+
+    threads = torch.get_num_threads()
+    big = scan.PARALLEL_STEP_NUMEL
+    try:
+        torch.set_num_threads(2)
+        assert scan._batch_parts(5, 2 * big, torch.device("cpu")) == [(0, 2), (2, 5)]
+        assert scan._batch_parts(1, 2 * big, torch.device("cpu")) == [(0, 1)]
+        assert scan._batch_parts(5, 2 * big - 1, torch.device("cpu")) == [(0, 5)]
+        assert scan._batch_parts(5, 2 * big, torch.device("cuda")) == [(0, 5)]
+        torch.set_num_threads(3)
+        assert scan._batch_parts(6, 3 * big, torch.device("cpu")) == [(0, 2), (2, 4), (4, 6)]
+        torch.set_num_threads(1)
+        assert scan._batch_parts(5, 2 * big, torch.device("cpu")) == [(0, 5)]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _recording_recur(monkeypatch, scan, seen, fail_in_pool=False):
+    import threading
+
+    recur = scan._recur_
+
+    def recording(*args, **kwargs):
+        name = threading.current_thread().name
+        if fail_in_pool and name.startswith("ssmforecast-scan"):
+            raise RuntimeError("failure in a pool thread")
+        seen.append((name, torch.get_num_threads()))
+        return recur(*args, **kwargs)
+
+    monkeypatch.setattr(scan, "_recur_", recording)
+
+
+def test_selective_scan_batch_split_over_threads_equals_the_reference_loop(monkeypatch):
+    """With two intra-op threads a big scan runs its batch as two parts side by side, each on one
+    thread: values and every gradient still equal autograd through the plain loop (float64), the
+    same call gives the same bits twice, and the caller's thread count is back afterwards."""
+    import ssmforecast.math.scan as scan
+
+    monkeypatch.setattr(scan, "PARALLEL_STEP_NUMEL", 1)
+    seen = []
+    _recording_recur(monkeypatch, scan, seen)
+    u, delta, A, B, C, D, x0 = _selective_args(batch=3, L=41)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(2):
+            args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+            y, x_last = scan.selective_scan(*args, block_size=8)
+            g = torch.Generator().manual_seed(5)
+            gy, gx = torch.randn(y.shape, generator=g, dtype=y.dtype), torch.randn(x_last.shape, generator=g, dtype=y.dtype)
+            ((y * gy).sum() + (x_last * gx).sum()).backward()
+            assert torch.get_num_threads() == 2
+            runs.append([y, x_last] + [t.grad for t in args])
+    finally:
+        torch.set_num_threads(threads)
+    names = {name for name, _ in seen}
+    assert len(names) == 2 and any(n.startswith("ssmforecast-scan") for n in names)  # the caller and a pool thread
+    assert {count for _, count in seen} == {1} and len(seen) == 2 * 2 * 2 * 6  # 2 calls × 2 parts × (fwd, bwd) × 6 blocks
+    ref_args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+    y_ref, x_ref = scan.selective_scan_seq(*ref_args)
+    ((y_ref * gy).sum() + (x_ref * gx).sum()).backward()
+    expected = [y_ref, x_ref] + [t.grad for t in ref_args]
+    for name, got, again, ref in zip(("y", "x_last", "u", "delta", "A", "B", "C", "D", "x0"), runs[0], runs[1], expected):
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10, msg=f"{name} against the reference loop")
+        assert torch.equal(got, again), f"{name} differs between two identical calls"
+
+
+def test_selective_scan_failure_in_a_pool_thread_reaches_the_caller(monkeypatch):
+    import ssmforecast.math.scan as scan
+
+    monkeypatch.setattr(scan, "PARALLEL_STEP_NUMEL", 1)
+    _recording_recur(monkeypatch, scan, [], fail_in_pool=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="failure in a pool thread"):
+            scan.selective_scan(*_selective_args(batch=2, L=9))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _split_scan_in_child(queue):
+    import ssmforecast.math.scan as scan
+
+    scan.PARALLEL_STEP_NUMEL = 1
+    torch.set_num_threads(2)
+    y, _ = scan.selective_scan(*_selective_args(batch=2, L=9))
+    queue.put(y.sum().item())
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork on this platform")
+def test_selective_scan_split_runs_in_a_forked_child(monkeypatch):
+    """A child forked after the parent used the scan's thread pool (a joblib or multiprocessing
+    worker) gets a pool of its own instead of waiting forever on its parent's threads."""
+    import multiprocessing
+
+    import ssmforecast.math.scan as scan
+
+    monkeypatch.setattr(scan, "PARALLEL_STEP_NUMEL", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        y, _ = scan.selective_scan(*_selective_args(batch=2, L=9))  # the parent's pool exists now
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_split_scan_in_child, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+        assert not alive, "the scan in the forked child hung"
+        assert queue.get(timeout=5) == pytest.approx(y.sum().item(), rel=1e-12)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_selective_scan_gradcheck_and_only_y_used():
     from ssmforecast.math.scan import selective_scan
 
