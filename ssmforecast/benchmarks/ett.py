@@ -599,13 +599,30 @@ def choice_table(candidates: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A folder given to merge_runs may itself be a merge (its run.json lists the runs it came from)
+def _run_seconds(run: dict) -> float:
+    return run["seconds"] if "seconds" in run else sum(run["seconds_each"])
+
+
+def _run_commands(run: dict) -> str | list:
+    return run["command"] if "command" in run else run["commands"]
+
+
+def _run_configs(run: dict) -> dict:
+    """The run's model configurations by features and model; a merge's from the first of its runs
+    that recorded them (the runs of one merge split one command by horizon)."""
+    if "configs" in run:
+        return run["configs"]
+    return next((c for c in map(_run_configs, run.get("merged_from", [])) if c), {})
+
+
 def merge_runs(folders: list[Path], out: Path, select: bool = False) -> BenchmarkRun:
     """One results folder from runs of the same command split by horizon (e.g. one process per
     horizon on a GPU): results.csv rows concatenated (the naive and published rows once per
     setting and horizon), results.md rebuilt from them, run.json listing every run's own record.
     With ``select``, runs may hold the same model at the same setting and horizon more than once
     (other lookbacks, other configurations): :func:`select_on_validation` keeps one, and
-    results.md and ``candidates.csv`` list every candidate.
+    results.md and ``candidates.csv`` list every candidate. A folder may itself hold a merge.
     → the merged run (results: the rows, in setting and horizon order; no fits or predictions)."""
     runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
     parts = [pd.read_csv(Path(f) / "results.csv").assign(run=Path(f).name, run_index=i) for i, f in enumerate(folders)]
@@ -615,7 +632,7 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
         results, candidates = select_on_validation(results)
         # what set each candidate's run apart from the defaults, from that run's own record
         candidates["config"] = [
-            config_text(runs[r.run_index].get("configs", {}).get(r.features, {}).get(r.source), r.features)
+            config_text(_run_configs(runs[r.run_index]).get(r.features, {}).get(r.source), r.features)
             for r in candidates.itertuples(index=False)
         ]
         candidates = candidates.drop(columns="run_index")
@@ -641,7 +658,7 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
         candidates.to_csv(out / "candidates.csv", index=False)
     (out / "results.md").write_text("\n".join(markdown))
     results.to_csv(out / "results.csv", index=False)
-    info = {"merged_from": runs, "seconds_each": [r["seconds"] for r in runs], "commands": [r["command"] for r in runs]}
+    info = {"merged_from": runs, "seconds_each": [_run_seconds(r) for r in runs], "commands": [_run_commands(r) for r in runs]}
     if select:
         info["selected_on"] = "val_mse"
     (out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -266,6 +266,34 @@ def test_merge_with_select_keeps_the_lowest_validation_mse_and_never_reads_the_t
     assert run.info["selected_on"] == "val_mse"
 
 
+def test_merge_takes_a_merged_folder_as_one_of_its_runs(tmp_path):
+    """A merge of per-horizon runs merged again with a candidate run (--select): the inner merge's
+    run time is the sum of its runs', its commands are kept, and its candidates' configuration is
+    read from the runs it came from."""
+    whole = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "etth2-S-informer-s4d"
+    results = pd.read_csv(whole / "results.csv")
+    info = json.loads((whole / "run.json").read_text())
+    halves = []
+    for name, horizons, seconds in (("short", [24, 48], 10.0), ("long", [168, 336, 720], 20.0)):
+        (tmp_path / name).mkdir()
+        results[results.horizon.isin(horizons)].to_csv(tmp_path / name / "results.csv", index=False)
+        (tmp_path / name / "run.json").write_text(json.dumps({**info, "seconds": seconds, "command": f"run {name}"}))
+        halves.append(tmp_path / name)
+    bench.merge_runs(halves, tmp_path / "inner")
+    candidate = results.copy()
+    ours = candidate.kind == "ours"
+    candidate.loc[ours, "val_mse"] -= 0.01  # better on validation everywhere
+    (tmp_path / "lr").mkdir()
+    candidate.to_csv(tmp_path / "lr" / "results.csv", index=False)
+    lower_lr = {**info, "seconds": 5.0, "command": "run lr", "configs": {"S": {"s4d": {**info["configs"]["S"]["s4d"], "lr": 1e-3}}}}
+    (tmp_path / "lr" / "run.json").write_text(json.dumps(lower_lr))
+    run = bench.merge_runs([tmp_path / "inner", tmp_path / "lr"], tmp_path / "outer", select=True)
+    assert run.info["seconds_each"] == [30.0, 5.0]
+    assert run.info["commands"] == [["run short", "run long"], "run lr"]
+    candidates = pd.read_csv(tmp_path / "outer" / "candidates.csv")
+    assert set(zip(candidates.run, candidates.config, candidates.chosen)) == {("inner", "default", False), ("lr", "lr=0.001", True)}
+
+
 def test_several_lookbacks_fit_each_and_keep_the_lowest_validation_mse(ett_dir, tmp_path):
     """--lookback 24 48: the model is fitted at both (fits keyed by L), the row of lower val MSE
     is the one in the table, both are candidates; naive and published rows appear once."""
