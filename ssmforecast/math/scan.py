@@ -584,6 +584,9 @@ def _recur_back_(a: torch.Tensor, c: torch.Tensor, carry: torch.Tensor, inner: s
 #: H = 128 (65,536 values per part and step) 192 → 139 ms; H = 64 (32,768) 126 → 125 ms;
 #: batch 8, H 64 (4,096) 442 → 585 ms.
 PARALLEL_STEP_NUMEL = 2**16
+#: On a CPU a part holds at most this many values per step (more parts than threads where needed):
+#: at batch 256, H 128, N 16 a part of 128 series made blocks of 4 steps × 1 MiB, out of cache.
+PART_STEP_NUMEL = 2**17
 
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -598,49 +601,56 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[key]
 
 
-def _batch_parts(batch: int, step_numel: int, device: torch.device) -> list[tuple[int, int]]:
-    """[(start, stop)] of the batch parts that run side by side: on a CPU one per intra-op thread,
-    at most one per series and one per PARALLEL_STEP_NUMEL of the ``step_numel`` = batch · N · H
-    values of a step; elsewhere one."""
-    parts = 1
-    if device.type == "cpu":
-        parts = max(1, min(torch.get_num_threads(), batch, step_numel // PARALLEL_STEP_NUMEL))
+def _batch_parts(batch: int, step_numel: int, device: torch.device) -> tuple[list[tuple[int, int]], int]:
+    """→ ([(start, stop)] of the batch parts, how many threads run them side by side).
+
+    On a CPU: threads, one per intra-op thread, at most one per series and one per
+    PARALLEL_STEP_NUMEL of the ``step_numel`` = batch · N · H values of a step; parts, at least
+    one per thread and as many as keep a part's step within PART_STEP_NUMEL values (at most one
+    per series), so that its blocks stay in cache. Elsewhere one part on one thread."""
+    if device.type != "cpu":
+        return [(0, batch)], 1
+    threads = max(1, min(torch.get_num_threads(), batch, step_numel // PARALLEL_STEP_NUMEL))
+    parts = min(batch, max(threads, -(-step_numel // PART_STEP_NUMEL)))
     bounds = [batch * i // parts for i in range(parts + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(zip(bounds[:-1], bounds[1:])), threads
 
 
-def _one_thread_call(fn, part, grad: bool):
-    """fn(part) in a pool thread: one intra-op thread (OpenMP's count is per thread) and the
-    caller's grad mode (thread-local, like autocast, which the caller has turned off too)."""
+def _one_thread_call(fn, parts: list, grad: bool) -> list:
+    """[fn(part) for part in parts] in a pool thread: one intra-op thread (OpenMP's count is per
+    thread) and the caller's grad mode (thread-local, like autocast, which the caller has turned off too)."""
     torch.set_num_threads(1)
     with torch.set_grad_enabled(grad), torch.autocast("cpu", enabled=False):
-        return fn(part)
+        return [fn(part) for part in parts]
 
 
-def _map_parts(fn, parts: list, cpu: bool) -> list:
-    """[fn(part) for part in parts], each on one intra-op thread on a CPU, side by side when several.
+def _map_parts(fn, parts: list, threads: int, cpu: bool) -> list:
+    """[fn(part) for part in parts], on a CPU each on one intra-op thread, spread over ``threads``
+    threads (part i on thread i mod threads) that run side by side.
 
     The block loop is a long run of small calls: handing each to a second intra-op thread cost more
     than it saved (batch 8, H 64, N 16, L 4,096, T = 32, fwd+bwd: 375 ms on one thread, 790 ms on
     two), whereas separate series of big enough steps (PARALLEL_STEP_NUMEL) run well on separate
-    threads, as torch releases the GIL inside every op. The caller runs the first part, pool threads
-    the others; the caller's count is restored once every part has finished. CPU autocast is off in
-    every part: the scan runs in its inputs' dtype.
+    threads, as torch releases the GIL inside every op. The caller runs the first share, pool
+    threads the others; the caller's count is restored once every part has finished. CPU autocast
+    is off in every part: the scan runs in its inputs' dtype.
     """
     autocast_off = torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext()
-    if len(parts) == 1:
+    if threads == 1:
         with one_intra_op_thread(cpu), autocast_off:
-            return [fn(parts[0])]
-    threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
-    rest = [_pool(len(parts) - 1).submit(_one_thread_call, fn, part, grad) for part in parts[1:]]
+            return [fn(part) for part in parts]
+    count, grad = torch.get_num_threads(), torch.is_grad_enabled()
+    shares = [parts[i::threads] for i in range(threads)]
+    rest = [_pool(threads - 1).submit(_one_thread_call, fn, share, grad) for share in shares[1:]]
     try:
         torch.set_num_threads(1)
         with autocast_off:
-            first = fn(parts[0])
+            first = [fn(part) for part in shares[0]]
     finally:
         futures.wait(rest)  # a pool thread's set_num_threads must not land after the restore
-        torch.set_num_threads(threads)
-    return [first] + [future.result() for future in rest]
+        torch.set_num_threads(count)
+    done = [first] + [future.result() for future in rest]
+    return [done[i % threads][i // threads] for i in range(len(parts))]  # back in part order
 
 
 def _scan_forward_part(u, delta, At, B, C, x0, block, inner, y):
@@ -720,18 +730,18 @@ class _SelectiveScan(torch.autograd.Function):
         At = A.t().contiguous()  # (N, H): the blocks keep the channels last (see _block_terms)
         x0 = u.new_zeros(batch, N, H) if x0 is None else x0.transpose(1, 2)  # (batch, N, H)
         y = u.new_empty(batch, H, L)  # (batch, H, L)
-        parts = _batch_parts(batch, batch * H * N, u.device)
+        parts, threads = _batch_parts(batch, batch * H * N, u.device)
 
         def part(bounds):
             p = slice(*bounds)
             return _scan_forward_part(u[p], delta[p], At, B[p], C[p], x0[p], block, inner, y[p])
 
-        outs = _map_parts(part, parts, u.device.type == "cpu")
+        outs = _map_parts(part, parts, threads, u.device.type == "cpu")
         x = torch.cat([x for x, _ in outs]) if len(outs) > 1 else outs[0][0]  # (batch, N, H)
         if D is not None:
             y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
         ctx.save_for_backward(u, At, B, C, D, *(t for _, saved in outs for t in saved))
-        ctx.block, ctx.inner, ctx.parts = block, inner, parts
+        ctx.block, ctx.inner, ctx.parts, ctx.threads = block, inner, parts, threads
         return y, x.transpose(1, 2).contiguous()  # (batch, H, L), (batch, H, N)
 
     @staticmethod
@@ -749,7 +759,7 @@ class _SelectiveScan(torch.autograd.Function):
             part_grads = tuple(g[p] for g in grads)
             return _scan_backward_part(saved[3 * i : 3 * i + 3], At, B[p], C[p], gy[p], carry[p].contiguous(), ctx.block, ctx.inner, part_grads)
 
-        outs = _map_parts(part, list(range(len(ctx.parts))), u.device.type == "cpu")
+        outs = _map_parts(part, list(range(len(ctx.parts))), ctx.threads, u.device.type == "cpu")
         gAt = outs[0][0] if len(outs) == 1 else torch.stack([g for g, _ in outs]).sum(0)  # (N, H), parts in a fixed order
         gD = None
         if D is not None:

@@ -546,22 +546,28 @@ def test_selective_scan_block_loop_runs_on_one_thread_and_restores_the_count(mon
 
 
 def test_selective_scan_batch_parts():
-    """On a CPU one part per intra-op thread, at most one per series and one per
-    PARALLEL_STEP_NUMEL values of a step; elsewhere one."""
+    """On a CPU: threads, one per intra-op thread, at most one per series and one per
+    PARALLEL_STEP_NUMEL values of a step; parts, at least one per thread and enough to keep a
+    part's step within PART_STEP_NUMEL values (at most one per series); elsewhere one of each."""
     import ssmforecast.math.scan as scan
 
     threads = torch.get_num_threads()
-    big = scan.PARALLEL_STEP_NUMEL
+    big, most = scan.PARALLEL_STEP_NUMEL, scan.PART_STEP_NUMEL
+    cpu = torch.device("cpu")
+    assert most >= 2 * big
     try:
         torch.set_num_threads(2)
-        assert scan._batch_parts(5, 2 * big, torch.device("cpu")) == [(0, 2), (2, 5)]
-        assert scan._batch_parts(1, 2 * big, torch.device("cpu")) == [(0, 1)]
-        assert scan._batch_parts(5, 2 * big - 1, torch.device("cpu")) == [(0, 5)]
-        assert scan._batch_parts(5, 2 * big, torch.device("cuda")) == [(0, 5)]
+        assert scan._batch_parts(5, 2 * big, cpu) == ([(0, 2), (2, 5)], 2)
+        assert scan._batch_parts(1, 2 * big, cpu) == ([(0, 1)], 1)
+        assert scan._batch_parts(5, 2 * big - 1, cpu) == ([(0, 5)], 1)
+        assert scan._batch_parts(5, 2 * big, torch.device("cuda")) == ([(0, 5)], 1)
+        assert scan._batch_parts(8, 4 * most, cpu) == ([(0, 2), (2, 4), (4, 6), (6, 8)], 2)  # in cache
+        assert scan._batch_parts(3, 4 * most, cpu) == ([(0, 1), (1, 2), (2, 3)], 2)  # one series each at most
         torch.set_num_threads(3)
-        assert scan._batch_parts(6, 3 * big, torch.device("cpu")) == [(0, 2), (2, 4), (4, 6)]
+        assert scan._batch_parts(6, 3 * big, cpu) == ([(0, 2), (2, 4), (4, 6)], 3)
         torch.set_num_threads(1)
-        assert scan._batch_parts(5, 2 * big, torch.device("cpu")) == [(0, 5)]
+        assert scan._batch_parts(5, 2 * big, cpu) == ([(0, 5)], 1)
+        assert scan._batch_parts(4, 2 * most, cpu) == ([(0, 2), (2, 4)], 1)  # parts in turn on one thread
     finally:
         torch.set_num_threads(threads)
 
@@ -615,6 +621,35 @@ def test_selective_scan_batch_split_over_threads_equals_the_reference_loop(monke
     for name, got, again, ref in zip(("y", "x_last", "u", "delta", "A", "B", "C", "D", "x0"), runs[0], runs[1], expected):
         torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10, msg=f"{name} against the reference loop")
         assert torch.equal(got, again), f"{name} differs between two identical calls"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_selective_scan_more_parts_than_threads_equal_the_reference_loop(monkeypatch, threads):
+    """Parts of one series each (PART_STEP_NUMEL = 1), three of them on one or two threads: values
+    and gradients equal the float64 loop, so the parts come back in order."""
+    import ssmforecast.math.scan as scan
+
+    monkeypatch.setattr(scan, "PARALLEL_STEP_NUMEL", 1)
+    monkeypatch.setattr(scan, "PART_STEP_NUMEL", 1)
+    u, delta, A, B, C, D, x0 = _selective_args(batch=3, L=23)
+    args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+    ref_args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+    count = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y, x_last = scan.selective_scan(*args, block_size=5)
+        g = torch.Generator().manual_seed(7)
+        gy, gx = torch.randn(y.shape, generator=g, dtype=y.dtype), torch.randn(x_last.shape, generator=g, dtype=y.dtype)
+        ((y * gy).sum() + (x_last * gx).sum()).backward()
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(count)
+    y_ref, x_ref = scan.selective_scan_seq(*ref_args)
+    ((y_ref * gy).sum() + (x_ref * gx).sum()).backward()
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(x_last, x_ref, rtol=1e-12, atol=1e-12)
+    for name, t, r in zip(("u", "delta", "A", "B", "C", "D", "x0"), args, ref_args):
+        torch.testing.assert_close(t.grad, r.grad, rtol=1e-10, atol=1e-10, msg=f"gradient of {name}")
 
 
 def test_selective_scan_failure_in_a_pool_thread_reaches_the_caller(monkeypatch):
