@@ -636,19 +636,16 @@ def _map_parts(fn, parts: list, threads: int, cpu: bool) -> list:
     is off in every part: the scan runs in its inputs' dtype.
     """
     autocast_off = torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext()
-    if threads == 1:
-        with one_intra_op_thread(cpu), autocast_off:
+    with one_intra_op_thread(cpu), autocast_off:
+        if threads == 1:
             return [fn(part) for part in parts]
-    count, grad = torch.get_num_threads(), torch.is_grad_enabled()
-    shares = [parts[i::threads] for i in range(threads)]
-    rest = [_pool(threads - 1).submit(_one_thread_call, fn, share, grad) for share in shares[1:]]
-    try:
-        torch.set_num_threads(1)
-        with autocast_off:
+        shares = [parts[i::threads] for i in range(threads)]
+        grad = torch.is_grad_enabled()
+        rest = [_pool(threads - 1).submit(_one_thread_call, fn, share, grad) for share in shares[1:]]
+        try:
             first = [fn(part) for part in shares[0]]
-    finally:
-        futures.wait(rest)  # a pool thread's set_num_threads must not land after the restore
-        torch.set_num_threads(count)
+        finally:
+            futures.wait(rest)  # a pool thread's set_num_threads must not land after the restore
     done = [first] + [future.result() for future in rest]
     return [done[i % threads][i // threads] for i in range(len(parts))]  # back in part order
 
@@ -737,7 +734,7 @@ class _SelectiveScan(torch.autograd.Function):
             return _scan_forward_part(u[p], delta[p], At, B[p], C[p], x0[p], block, inner, y[p])
 
         outs = _map_parts(part, parts, threads, u.device.type == "cpu")
-        x = torch.cat([x for x, _ in outs]) if len(outs) > 1 else outs[0][0]  # (batch, N, H)
+        x = torch.cat([x for x, _ in outs])  # (batch, N, H)
         if D is not None:
             y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
         ctx.save_for_backward(u, At, B, C, D, *(t for _, saved in outs for t in saved))
@@ -760,14 +757,14 @@ class _SelectiveScan(torch.autograd.Function):
             return _scan_backward_part(saved[3 * i : 3 * i + 3], At, B[p], C[p], gy[p], carry[p].contiguous(), ctx.block, ctx.inner, part_grads)
 
         outs = _map_parts(part, list(range(len(ctx.parts))), ctx.threads, u.device.type == "cpu")
-        gAt = outs[0][0] if len(outs) == 1 else torch.stack([g for g, _ in outs]).sum(0)  # (N, H), parts in a fixed order
+        gAt = torch.stack([g for g, _ in outs]).sum(0)  # (N, H), the parts in a fixed order
         gD = None
         if D is not None:
             gu = torch.addcmul(gu, D[:, None], gy)  # (batch, H, L)
             gD = (gy * u).sum(dim=(0, 2))  # (H,)
         gx0 = None
         if ctx.needs_input_grad[6]:
-            gx0 = (torch.cat([c for _, c in outs]) if len(outs) > 1 else outs[0][1]).transpose(1, 2)  # (batch, H, N)
+            gx0 = torch.cat([c for _, c in outs]).transpose(1, 2)  # (batch, H, N)
         return gu, gdelta, gAt.t(), gB, gC, gD, gx0, None, None
 
 
