@@ -3,7 +3,11 @@ against mambapy and a plain loop, on CPU in float32, one table.
 
 Implementations (same inputs, same outputs y (batch, L, d_inner)):
 
-- ``ours``: :func:`ssmforecast.math.scan.selective_scan`, blocked, with the hand-written backward;
+- ``ours``: :func:`ssmforecast.math.scan.selective_scan` as it runs by default (``inner="auto"``: on
+  the CPU the fused C++ scan, one loop per series and channel with the state in registers, the batch
+  split over threads; on CUDA the compiled associative scan per block), hand-written backward;
+- ``ours, block loop``: the same with ``inner="loop"``, the pure-PyTorch path (time blocks of tensor
+  ops, each step one in-place update), the fallback where the C++ scan cannot be built;
 - ``plain loop``: :func:`ssmforecast.math.scan.selective_scan_seq`, one step at a time under autograd;
 - ``mambapy pscan``: ``mambapy.mamba.MambaBlock.selective_scan`` (PyPI ``mambapy``, pure PyTorch:
   materialises exp(ΔA) and ΔBu as (batch, L, d_inner, N) and runs its Blelloch ``pscan``);
@@ -49,7 +53,7 @@ LENGTHS = (256, 1024, 4096, 16384)
 DT_MIN, DT_MAX = 1e-3, 1e-1
 SKIP_AFTER_S = 30.0
 SKIP_MEM_GIB = 8.0
-IMPLS = ("ours", "plain loop", "mambapy pscan", "mambapy seq")
+IMPLS = ("ours", "ours, block loop", "plain loop", "mambapy pscan", "mambapy seq")
 
 
 def _mambapy():
@@ -64,6 +68,8 @@ def _impl(name: str) -> Callable[..., torch.Tensor]:
     """name → f(x, Δ, A, B, C, D) with x, Δ (batch, L, d_inner), B, C (batch, L, N) → y (batch, L, d_inner)."""
     if name == "ours":
         return lambda x, d, A, B, C, D: selective_scan(x.transpose(1, 2), d.transpose(1, 2), A, B, C, D)[0].transpose(1, 2)
+    if name == "ours, block loop":
+        return lambda x, d, A, B, C, D: selective_scan(x.transpose(1, 2), d.transpose(1, 2), A, B, C, D, inner="loop")[0].transpose(1, 2)
     if name == "plain loop":
         return lambda x, d, A, B, C, D: selective_scan_seq(x.transpose(1, 2), d.transpose(1, 2), A, B, C, D)[0].transpose(1, 2)
     block = _mambapy()

@@ -64,7 +64,7 @@ def test_selective_scan_on_cuda_matches_the_cpu_loop_in_float64(inner, block_siz
 def test_selective_scan_auto_on_cuda_is_the_compiled_associative_scan():
     from ssmforecast.math import scan
 
-    assert scan._auto_inner(torch.device(CUDA)) == "associative"
+    assert scan._auto_inner(torch.device(CUDA), torch.float32) == "associative"
 
 
 def test_selective_scan_on_cuda_in_float32_stays_close_to_float64():

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from . import _fused
 from ._checks import check_broadcast, check_choice, check_finite
 from ._threads import one_intra_op_thread
 
@@ -393,11 +394,13 @@ MIN_BLOCK = 4
 CUDA_BLOCK_NUMEL = 2**23
 
 
-def _auto_inner(device: torch.device) -> str:
-    """"loop" on the CPU; on accelerators the compiled "associative" scan where torch has it
-    (H100, L 4,096, fwd+bwd: 7.8 ms vs 25.9 ms chunked at the same block), else "chunked"."""
+def _auto_inner(device: torch.device, dtype: torch.dtype) -> str:
+    """On the CPU the fused C++ scan where it builds (float32 / float64), else the block loop; on
+    accelerators the compiled "associative" scan where torch has it (H100, L 4,096, fwd+bwd: 7.8 ms
+    vs 25.9 ms chunked at the same block), else "chunked"."""
     if device.type == "cpu":
-        return "loop"
+        fused = _fused.enabled() and dtype in (torch.float32, torch.float64) and _fused.library() is not None
+        return "fused" if fused else "loop"
     return "associative" if device.type == "cuda" and _compiled_scan_works(device.index) else "chunked"
 
 
@@ -768,9 +771,75 @@ class _SelectiveScan(torch.autograd.Function):
         return gu, gdelta, gAt.t(), gB, gC, gD, gx0, None, None
 
 
-#: Ways of running :func:`selective_scan`'s per-block recurrence ("auto": "loop" on the CPU, the
-#: compiled "associative" scan on CUDA where it works, "chunked" elsewhere).
-SELECTIVE_INNER: tuple[str, ...] = ("auto", "loop", "chunked", "associative")
+#: Steps per block of the fused CPU scan: its backward recomputes a block's states and Ā into two
+#: (T, N) buffers that stay in L1, and the forward keeps one state per block (batch · H · N · L / T values).
+FUSED_BLOCK = 64
+#: The fused scan splits the batch over threads (each part one C++ call that runs without the GIL)
+#: when a call holds at least this many values (batch · H · N · L, ~0.3 ms of work): below it,
+#: handing a part to a pool thread costs about what it saves.
+FUSED_PARALLEL_NUMEL = 2**18
+
+
+def _fused_parts(batch: int, numel: int) -> tuple[list[tuple[int, int]], int]:
+    """→ ([(start, stop)] of the batch parts, threads): one part per thread, as many threads as
+    torch's intra-op count, the series and FUSED_PARALLEL_NUMEL allow."""
+    threads = max(1, min(torch.get_num_threads(), batch, numel // FUSED_PARALLEL_NUMEL))
+    bounds = [batch * i // threads for i in range(threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:])), threads
+
+
+# The same scan and adjoint as _SelectiveScan, fused into one C++ loop per series and channel
+# (_fused_scan.cpp): the state stays in registers, Ā = exp(ΔA) is computed once per step (twice
+# with the backward's recomputation) and nothing of size (T, batch, N, H) is written to memory.
+class _FusedSelectiveScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, x0, block):
+        u, delta, A, B, C = (t.contiguous() for t in (u, delta, A, B, C))
+        x0 = None if x0 is None else x0.contiguous()
+        batch, H, L = u.shape
+        N = A.shape[1]
+        y, x_last = u.new_empty(batch, H, L), u.new_empty(batch, H, N)
+        entering = u.new_empty(batch, H, -(-L // block), N)  # the state entering each block
+        parts, threads = _fused_parts(batch, batch * H * N * L)
+
+        def part(bounds):
+            p = slice(*bounds)
+            _fused.forward(u[p], delta[p], A, B[p], C[p], None if x0 is None else x0[p], block, y[p], x_last[p], entering[p])
+
+        _map_parts(part, parts, threads, cpu=True)
+        if D is not None:
+            y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
+        ctx.save_for_backward(u, delta, A, B, C, D, entering)
+        ctx.block, ctx.parts, ctx.threads = block, parts, threads
+        return y, x_last
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, gx_last):
+        u, delta, A, B, C, D, entering = ctx.saved_tensors
+        gy = torch.zeros_like(u) if gy is None else gy.contiguous()  # (batch, H, L)
+        gx_last = None if gx_last is None else gx_last.contiguous()  # (batch, H, N)
+        gu, gdelta = torch.empty_like(u), torch.empty_like(u)  # (batch, H, L)
+        gB, gC = torch.empty_like(B), torch.empty_like(C)  # (batch, L, N)
+        gA, gx0 = u.new_empty(u.shape[0], *A.shape), u.new_empty(u.shape[0], *A.shape)  # (batch, H, N): ∂A per series
+
+        def part(bounds):
+            p = slice(*bounds)
+            part_gx_last = None if gx_last is None else gx_last[p]
+            outs = (gu[p], gdelta[p], gA[p], gB[p], gC[p], gx0[p])
+            _fused.backward(u[p], delta[p], A, B[p], C[p], entering[p], gy[p], part_gx_last, ctx.block, *outs)
+
+        _map_parts(part, ctx.parts, ctx.threads, cpu=True)
+        gD = None
+        if D is not None:
+            gu = torch.addcmul(gu, D[:, None], gy)  # (batch, H, L)
+            gD = (gy * u).sum(dim=(0, 2))  # (H,)
+        return gu, gdelta, gA.sum(0), gB, gC, gD, gx0 if ctx.needs_input_grad[6] else None, None
+
+
+#: Ways of running :func:`selective_scan`'s recurrence ("auto": the "fused" C++ scan on the CPU where
+#: it builds, else "loop"; the compiled "associative" scan on CUDA where it works, "chunked" elsewhere).
+SELECTIVE_INNER: tuple[str, ...] = ("auto", "fused", "loop", "chunked", "associative")
 
 
 # Mamba's selective scan (Gu & Dao 2023 §3.3, Alg. 2) with ZOH of A and Euler of B:
@@ -840,17 +909,31 @@ def selective_scan(
     _check_selective(u, delta, A, B, C, D, x0)
     check_choice("inner", inner, SELECTIVE_INNER)
     batch, H, L = u.shape
-    if block_size is None:
-        cpu = u.device.type == "cpu"
-        numel, fewest = (BLOCK_NUMEL, MIN_BLOCK) if cpu else (CUDA_BLOCK_NUMEL, 16)
-        block_size = max(fewest, numel // max(1, batch * H * A.shape[1]))
-    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
         raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
-    if inner == "auto":
-        inner = _auto_inner(u.device)
     dtype = torch.promote_types(u.dtype, delta.dtype)
     for t in (A, B, C) + tuple(t for t in (D, x0) if t is not None):
         dtype = torch.promote_types(dtype, t.dtype)
+    if inner == "auto":
+        inner = _auto_inner(u.device, dtype)
+    elif inner == "fused":
+        _check_fused(u.device, dtype)
+    if block_size is None:
+        cpu = u.device.type == "cpu"
+        numel, fewest = (BLOCK_NUMEL, MIN_BLOCK) if cpu else (CUDA_BLOCK_NUMEL, 16)
+        block_size = FUSED_BLOCK if inner == "fused" else max(fewest, numel // max(1, batch * H * A.shape[1]))
     cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731
     args = [cast(t) for t in (u, delta, A, B, C, D, x0)]
+    if inner == "fused":
+        return _FusedSelectiveScan.apply(*args, min(block_size, L))
     return _SelectiveScan.apply(*args, min(block_size, L), inner)
+
+
+def _check_fused(device: torch.device, dtype: torch.dtype) -> None:
+    """inner="fused" asked for explicitly: a CPU, float32 or float64, and a library that builds."""
+    if device.type != "cpu":
+        raise ValueError(f"inner='fused' runs on the CPU only, got tensors on {device}; use inner='auto'")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"inner='fused' runs float32 and float64 only, got {dtype}; use inner='loop'")
+    if _fused.library() is None:
+        raise ValueError("inner='fused': the C++ scan could not be built here (see the warning); use inner='loop'")

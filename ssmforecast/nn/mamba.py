@@ -101,7 +101,8 @@ class MambaLayer(SequenceLayer):
         Chunk length T >= 2 of the chunked scan.
     scan_method : {"auto", "chunked", "sequential"}, default "auto"
         "auto": :func:`~ssmforecast.math.scan.selective_scan`, blocked with a hand-written
-        backward (memory O(L), not O(L · N · d_inner); the fast path); "chunked":
+        backward (memory O(L), not O(L · N · d_inner); the fast path: on the CPU its fused C++
+        scan where a compiler is found, else its block loop); "chunked":
         :func:`~ssmforecast.math.scan.ssm_scan` on the materialised Ā, B̄u under autograd;
         "sequential": :func:`~ssmforecast.math.scan.selective_scan_seq`, the plain loop under
         autograd (reference). All three give the same values.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -460,6 +461,18 @@ def _selective_args(batch=2, H=3, L=40, N=4, seed=3, dtype=torch.float64):
     return u, delta, A, B, C, D, x0
 
 
+def _needs_fused():
+    """The fused CPU scan is built with the system's C++ compiler: without one there is nothing to
+    test (the loop runs instead); with one, the build must succeed."""
+    import shutil
+
+    from ssmforecast.math import _fused
+
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler: the fused CPU scan cannot be built here")
+    assert _fused.library() is not None, "a C++ compiler is here, yet the fused scan did not build"
+
+
 def test_selective_scan_seq_equals_materialised_ssm_scan():
     """The reference loop forms Ā = exp(ΔA), B̄u = ΔuB step by step; ssm_scan gets them materialised."""
     from ssmforecast.math.scan import selective_scan_seq
@@ -473,7 +486,7 @@ def test_selective_scan_seq_equals_materialised_ssm_scan():
     torch.testing.assert_close(x_last, x_ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("inner", ["loop", "chunked", "associative"])
+@pytest.mark.parametrize("inner", ["fused", "loop", "chunked", "associative"])
 @pytest.mark.parametrize("block_size", [7, 40, None])
 @pytest.mark.parametrize("with_optional", [True, False])
 def test_selective_scan_values_and_gradients_equal_the_reference_loop(inner, block_size, with_optional):
@@ -482,6 +495,8 @@ def test_selective_scan_values_and_gradients_equal_the_reference_loop(inner, blo
 
     if inner == "associative":  # a torch before associative_scan: the ValueError is tested below
         pytest.importorskip("torch._higher_order_ops.associative_scan", reason="this torch has no associative_scan")
+    if inner == "fused":
+        _needs_fused()
 
     u, delta, A, B, C, D, x0 = _selective_args(L=41)
     if not with_optional:
@@ -514,7 +529,7 @@ def test_selective_scan_default_cpu_block_holds_block_numel_values_and_at_least_
     u, delta, A, B, C, D, x0 = _selective_args(batch=2, H=3, L=41, N=4)
     args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
     ref_args = [t.detach().clone().requires_grad_() for t in args]
-    y, x_last = scan.selective_scan(*args)
+    y, x_last = scan.selective_scan(*args, inner="loop")
     assert seen == [expected] and scan.MIN_BLOCK == 4
     y_ref, x_ref = scan.selective_scan_seq(*ref_args)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
@@ -537,7 +552,7 @@ def test_selective_scan_block_loop_runs_on_one_thread_and_restores_the_count(mon
     torch.set_num_threads(2)
     try:
         args = [t.clone().requires_grad_() for t in _selective_args(L=9)]
-        y, _ = scan.selective_scan(*args, block_size=4)
+        y, _ = scan.selective_scan(*args, block_size=4, inner="loop")
         y.sum().backward()
         assert torch.get_num_threads() == 2
     finally:
@@ -603,7 +618,7 @@ def test_selective_scan_batch_split_over_threads_equals_the_reference_loop(monke
         runs = []
         for _ in range(2):
             args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
-            y, x_last = scan.selective_scan(*args, block_size=8)
+            y, x_last = scan.selective_scan(*args, block_size=8, inner="loop")
             g = torch.Generator().manual_seed(5)
             gy, gx = torch.randn(y.shape, generator=g, dtype=y.dtype), torch.randn(x_last.shape, generator=g, dtype=y.dtype)
             ((y * gy).sum() + (x_last * gx).sum()).backward()
@@ -637,7 +652,7 @@ def test_selective_scan_more_parts_than_threads_equal_the_reference_loop(monkeyp
     count = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        y, x_last = scan.selective_scan(*args, block_size=5)
+        y, x_last = scan.selective_scan(*args, block_size=5, inner="loop")
         g = torch.Generator().manual_seed(7)
         gy, gx = torch.randn(y.shape, generator=g, dtype=y.dtype), torch.randn(x_last.shape, generator=g, dtype=y.dtype)
         ((y * gy).sum() + (x_last * gx).sum()).backward()
@@ -661,37 +676,41 @@ def test_selective_scan_failure_in_a_pool_thread_reaches_the_caller(monkeypatch)
     torch.set_num_threads(2)
     try:
         with pytest.raises(RuntimeError, match="failure in a pool thread"):
-            scan.selective_scan(*_selective_args(batch=2, L=9))
+            scan.selective_scan(*_selective_args(batch=2, L=9), inner="loop")
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
 
 
-def _split_scan_in_child(queue):
+def _split_scan_in_child(queue, inner):
     import ssmforecast.math.scan as scan
 
-    scan.PARALLEL_STEP_NUMEL = 1
+    scan.PARALLEL_STEP_NUMEL = scan.FUSED_PARALLEL_NUMEL = 1
     torch.set_num_threads(2)
-    y, _ = scan.selective_scan(*_selective_args(batch=2, L=9))
+    y, _ = scan.selective_scan(*_selective_args(batch=2, L=9), inner=inner)
     queue.put(y.sum().item())
 
 
 @pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork on this platform")
-def test_selective_scan_split_runs_in_a_forked_child(monkeypatch):
+@pytest.mark.parametrize("inner", ["loop", "fused"])
+def test_selective_scan_split_runs_in_a_forked_child(monkeypatch, inner):
     """A child forked after the parent used the scan's thread pool (a joblib or multiprocessing
     worker) gets a pool of its own instead of waiting forever on its parent's threads."""
     import multiprocessing
 
     import ssmforecast.math.scan as scan
 
+    if inner == "fused":
+        _needs_fused()
     monkeypatch.setattr(scan, "PARALLEL_STEP_NUMEL", 1)
+    monkeypatch.setattr(scan, "FUSED_PARALLEL_NUMEL", 1)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        y, _ = scan.selective_scan(*_selective_args(batch=2, L=9))  # the parent's pool exists now
+        y, _ = scan.selective_scan(*_selective_args(batch=2, L=9), inner=inner)  # the parent's pool exists now
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
-        child = context.Process(target=_split_scan_in_child, args=(queue,))
+        child = context.Process(target=_split_scan_in_child, args=(queue, inner))
         child.start()
         child.join(timeout=60)
         alive = child.is_alive()
@@ -712,13 +731,17 @@ def test_selective_scan_gradcheck_and_only_y_used():
     assert torch.autograd.gradcheck(lambda *a: selective_scan(*a, block_size=4)[1], args)
 
 
-def test_selective_scan_float32_long_sequence_matches_float64():
-    """float32 over 3,000 steps and several blocks stays within float32 rounding of float64."""
+@pytest.mark.parametrize("inner", ["fused", "loop"])
+def test_selective_scan_float32_long_sequence_matches_float64(inner):
+    """float32 over 3,000 steps and several blocks stays within float32 rounding of float64 (the
+    fused scan's own exp included)."""
     from ssmforecast.math.scan import selective_scan
 
+    if inner == "fused":
+        _needs_fused()
     args64 = _selective_args(batch=2, H=4, L=3000, N=8, seed=11)
-    y64, _ = selective_scan(*args64, block_size=256)
-    y32, _ = selective_scan(*(t.float() for t in args64), block_size=256)
+    y64, _ = selective_scan(*args64, block_size=256, inner="loop")
+    y32, _ = selective_scan(*(t.float() for t in args64), block_size=256, inner=inner)
     assert (y32.double() - y64).abs().max() / y64.abs().max() < 1e-5
 
 
@@ -779,7 +802,7 @@ def test_selective_scan_associative_inner_needs_torchs_associative_scan(monkeypa
     scan._has_associative_scan.cache_clear()
     scan._compiled_scan_works.cache_clear()
     try:
-        assert scan._auto_inner(torch.device("cuda")) == "chunked"  # "auto" on CUDA falls back
+        assert scan._auto_inner(torch.device("cuda"), torch.float32) == "chunked"  # "auto" on CUDA falls back
         with pytest.raises(ValueError, match="inner='associative' needs torch's associative_scan"):
             selective_scan(u, delta, A, B, C, D, x0, inner="associative")
     finally:
@@ -790,19 +813,23 @@ def test_selective_scan_associative_inner_needs_torchs_associative_scan(monkeypa
 
 
 def test_selective_scan_auto_inner_by_device():
-    """The loop on the CPU; the associative scan on CUDA where torch has it, else chunked."""
-    from ssmforecast.math import scan
+    """The fused scan on the CPU where it builds (float32 / float64), else the loop; the associative
+    scan on CUDA where torch has it, else chunked."""
+    from ssmforecast.math import _fused, scan
 
     has = scan._has_associative_scan()
-    assert scan._auto_inner(torch.device("cpu")) == "loop"
+    fused = "fused" if _fused.library() is not None else "loop"
+    assert scan._auto_inner(torch.device("cpu"), torch.float32) == fused
+    assert scan._auto_inner(torch.device("cpu"), torch.float64) == fused
+    assert scan._auto_inner(torch.device("cpu"), torch.bfloat16) == "loop"
     if not torch.cuda.is_available():
         scan._compiled_scan_works.cache_clear()
         with pytest.warns(RuntimeWarning, match="chunked scan instead"):
-            assert scan._auto_inner(torch.device("cuda")) == "chunked"  # the probe cannot run: chunked
+            assert scan._auto_inner(torch.device("cuda"), torch.float32) == "chunked"  # the probe cannot run: chunked
         scan._compiled_scan_works.cache_clear()
     else:
-        assert scan._auto_inner(torch.device("cuda")) == ("associative" if has else "chunked")
-    assert scan._auto_inner(torch.device("mps")) == "chunked"
+        assert scan._auto_inner(torch.device("cuda"), torch.float32) == ("associative" if has else "chunked")
+    assert scan._auto_inner(torch.device("mps"), torch.float32) == "chunked"
 
 
 def test_selective_scan_auto_falls_back_to_chunked_when_compiling_fails(monkeypatch):
@@ -821,6 +848,167 @@ def test_selective_scan_auto_falls_back_to_chunked_when_compiling_fails(monkeypa
     scan._compiled_scan_works.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="chunked scan instead"):
-            assert scan._auto_inner(torch.device("cuda")) == "chunked"
+            assert scan._auto_inner(torch.device("cuda"), torch.float32) == "chunked"
     finally:
         scan._compiled_scan_works.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused CPU scan (inner="fused", _fused_scan.cpp)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fused_scan_exp_is_within_float32_rounding_of_float64():
+    """One step from x0 = 1 with u = 0 leaves x_L = exp(Δ A): the C++ scan's own float32 exp stays
+    within 3e-7 (2.5 ulp) of float64's over [−87, 88]; below −87.3 it gives at most 2^−126 · e^½
+    (≈ 2e-38) in place of a subnormal or 0."""
+    _needs_fused()
+    from ssmforecast.math.scan import selective_scan
+
+    def one_step(a: torch.Tensor) -> torch.Tensor:
+        N = a.numel()
+        ones, zeros = torch.ones(1, 1, 1), torch.zeros(1, 1, N)
+        _, x = selective_scan(0 * ones, ones, a[None], zeros, zeros, None, torch.ones(1, 1, N), inner="fused")
+        return x[0, 0]
+
+    a = torch.linspace(-87.0, 88.0, 200_001, dtype=torch.float64).float()
+    ref = torch.exp(a.double())
+    assert ((one_step(a).double() - ref) / ref).abs().max() < 3e-7
+    tiny = one_step(torch.tensor([-87.5, -100.0, -1e4]))
+    assert (tiny >= 0).all() and (tiny < 2e-38).all()
+
+
+def test_fused_scan_parts():
+    """One part per thread: as many as torch's intra-op threads, the series and
+    FUSED_PARALLEL_NUMEL values per call allow."""
+    from ssmforecast.math import scan
+
+    big = scan.FUSED_PARALLEL_NUMEL
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert scan._fused_parts(5, 2 * big) == ([(0, 2), (2, 5)], 2)
+        assert scan._fused_parts(1, 2 * big) == ([(0, 1)], 1)
+        assert scan._fused_parts(5, 2 * big - 1) == ([(0, 5)], 1)
+        torch.set_num_threads(3)
+        assert scan._fused_parts(7, 100 * big) == ([(0, 2), (2, 4), (4, 7)], 3)
+        torch.set_num_threads(1)
+        assert scan._fused_parts(5, 100 * big) == ([(0, 5)], 1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_fused_scan_split_over_threads_gives_the_same_bits_as_one_thread(monkeypatch):
+    """Two intra-op threads: the batch runs as two C++ calls side by side (one on a pool thread);
+    each series is computed alone and ∂A summed over the batch afterwards, so one and two threads
+    give the same bits, and both equal autograd through the float64 loop."""
+    import threading
+
+    from ssmforecast.math import _fused, scan
+
+    _needs_fused()
+    monkeypatch.setattr(scan, "FUSED_PARALLEL_NUMEL", 1)
+    seen = []
+    for kind in ("forward", "backward"):
+        original = getattr(_fused, kind)
+
+        def recording(*a, original=original, kind=kind):
+            seen.append((kind, threading.current_thread().name, a[0].shape[0]))
+            return original(*a)
+
+        monkeypatch.setattr(_fused, kind, recording)
+    u, delta, A, B, C, D, x0 = _selective_args(batch=3, L=41)
+    g = torch.Generator().manual_seed(5)
+    gy, gx = torch.randn(u.shape, generator=g, dtype=u.dtype), torch.randn(x0.shape, generator=g, dtype=u.dtype)
+    count, runs = torch.get_num_threads(), {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            seen.clear()
+            args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+            y, x_last = scan.selective_scan(*args, block_size=8, inner="fused")
+            ((y * gy).sum() + (x_last * gx).sum()).backward()
+            assert torch.get_num_threads() == threads
+            runs[threads] = [y, x_last] + [t.grad for t in args]
+            parts = sorted(size for _, _, size in seen)
+            assert parts == ([3, 3] if threads == 1 else [1, 1, 2, 2])  # forward and backward, per part
+            assert any(name.startswith("ssmforecast-scan") for _, name, _ in seen) == (threads == 2)
+    finally:
+        torch.set_num_threads(count)
+    ref_args = [t.clone().requires_grad_() for t in (u, delta, A, B, C, D, x0)]
+    y_ref, x_ref = scan.selective_scan_seq(*ref_args)
+    ((y_ref * gy).sum() + (x_ref * gx).sum()).backward()
+    expected = [y_ref, x_ref] + [t.grad for t in ref_args]
+    for name, one, two, ref in zip(("y", "x_last", "u", "delta", "A", "B", "C", "D", "x0"), runs[1], runs[2], expected):
+        assert torch.equal(one, two), f"{name}: one and two threads differ"
+        torch.testing.assert_close(one, ref, rtol=1e-10, atol=1e-10, msg=f"{name} against the reference loop")
+
+
+def test_fused_scan_reads_non_contiguous_inputs_and_leaves_them_unchanged():
+    """Transposed views (what a (batch, L, H) caller passes) give the reference values and
+    gradients; the caller's tensors are not modified."""
+    from ssmforecast.math.scan import selective_scan, selective_scan_seq
+
+    _needs_fused()
+    u, delta, A, B, C, D, x0 = _selective_args(batch=2, H=5, L=30, N=4)
+    views = [u.transpose(1, 2).contiguous().transpose(1, 2), delta.transpose(1, 2).contiguous().transpose(1, 2),
+             A.t().contiguous().t(), B, C, D, x0.transpose(1, 2).contiguous().transpose(1, 2)]
+    assert not views[0].is_contiguous() and not views[2].is_contiguous()
+    before = [t.clone() for t in views]
+    args = [t.requires_grad_() for t in views]
+    ref_args = [t.detach().clone().requires_grad_() for t in views]
+    y, x_last = selective_scan(*args, block_size=7, inner="fused")
+    y_ref, x_ref = selective_scan_seq(*ref_args)
+    (y.square().sum() + x_last.sum()).backward()
+    (y_ref.square().sum() + x_ref.sum()).backward()
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    for t, r, b in zip(args, ref_args, before):
+        torch.testing.assert_close(t.grad, r.grad, rtol=1e-10, atol=1e-10)
+        assert torch.equal(t.detach(), b)
+
+
+def test_fused_scan_errors_and_fallbacks(monkeypatch):
+    """inner="fused" asked for where it cannot run says why; "auto" then runs the block loop, also
+    when switched off by SSMFORECAST_FUSED_SCAN=0."""
+    from ssmforecast.math import _fused, scan
+    from ssmforecast.math.scan import selective_scan
+
+    u, delta, A, B, C, D, x0 = _selective_args(L=9)
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match="float32 and float64 only, got torch.bfloat16"):
+        selective_scan(*(t.to(torch.bfloat16) for t in (u, delta, A, B, C)), inner="fused")
+    with pytest.raises(ValueError, match="CPU only"):
+        scan._check_fused(torch.device("cuda"), torch.float32)
+    monkeypatch.setenv(_fused.ENV_SWITCH, "0")
+    assert scan._auto_inner(cpu, torch.float32) == "loop"
+    monkeypatch.delenv(_fused.ENV_SWITCH)
+    monkeypatch.setattr(_fused, "library", lambda: None)
+    assert scan._auto_inner(cpu, torch.float32) == "loop"
+    with pytest.raises(ValueError, match="could not be built"):
+        selective_scan(u, delta, A, B, C, D, x0, inner="fused")
+    y, x_last = selective_scan(u, delta, A, B, C, D, x0)  # "auto": the loop
+    y_ref, _ = scan.selective_scan_seq(u, delta, A, B, C, D, x0)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_scan_build_failure_warns_once(monkeypatch):
+    """No compiler (or no ninja): one RuntimeWarning, then None without another warning."""
+    import warnings
+
+    import torch.utils.cpp_extension as extension
+
+    from ssmforecast.math import _fused
+
+    def fail(**kwargs):
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(extension, "load", fail)
+    _fused.library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="could not be built .*Ninja is required.*block loop instead"):
+            assert _fused.library() is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _fused.library() is None
+    finally:
+        _fused.library.cache_clear()

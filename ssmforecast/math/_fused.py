@@ -1,0 +1,84 @@
+"""The fused CPU selective scan of ``_fused_scan.cpp``: built on first use, called through ctypes.
+
+torch's own extension builder (:func:`torch.utils.cpp_extension.load`) compiles the C++ file with the
+system's compiler into its cache (``~/.cache/torch_extensions``, or ``TORCH_EXTENSIONS_DIR``), a few
+seconds once per machine, rebuilt when the source or the flags change, guarded by its lock file
+against concurrent builds. The library has no Python bindings: ctypes calls release the GIL for the
+whole call, so Python threads run batch parts side by side on all cores.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("_fused_scan.cpp")
+#: -march=native: built on the machine that runs it (vectorised over the state axis N);
+#: -fopenmp-simd: the ``omp simd`` loop pragmas only, no OpenMP runtime.
+FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math")
+#: Set to "0" to keep the fused scan off (``inner="auto"`` then runs the block loop on the CPU).
+ENV_SWITCH = "SSMFORECAST_FUSED_SCAN"
+
+_DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled library, or None (with one warning) where it cannot be built: no C++ compiler,
+    no ninja, a torch without the extension builder."""
+    try:
+        from torch.utils.cpp_extension import load
+
+        path = load(name="ssmforecast_fused_scan", sources=[str(SOURCE)], extra_cflags=list(FLAGS), is_python_module=False)
+        lib = ctypes.CDLL(path)
+    except Exception as exc:  # noqa: BLE001 (any build or load failure means: use the block loop)
+        warnings.warn(
+            f"the fused CPU selective scan could not be built ({type(exc).__name__}: {str(exc)[:300]}); "
+            "selective_scan runs its block loop instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    for suffix in ("f32", "f64"):
+        getattr(lib, f"ssm_scan_forward_{suffix}").argtypes = [i64] * 5 + [ptr] * 9
+        getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 14
+        for kind in ("forward", "backward"):
+            getattr(lib, f"ssm_scan_{kind}_{suffix}").restype = None
+    return lib
+
+
+def enabled() -> bool:
+    """Whether ``inner="auto"`` may use the fused scan (not switched off by ``SSMFORECAST_FUSED_SCAN=0``)."""
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def supports(*tensors: torch.Tensor) -> bool:
+    """The fused scan runs float32 and float64 CPU tensors."""
+    return all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors)
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def forward(u, delta, A, B, C, x0, block, y, x_last, entering) -> None:
+    """One batch part of the forward (contiguous tensors, see _fused_scan.cpp): writes y (without D),
+    x_L and the entering states in place."""
+    batch, H, L = u.shape
+    fn = getattr(library(), f"ssm_scan_forward_{_DTYPES[u.dtype][0]}")
+    fn(batch, H, L, A.shape[1], block, *map(_ptr, (u, delta, A, B, C, x0, y, x_last, entering)))
+
+
+def backward(u, delta, A, B, C, entering, gy, gx_last, block, gu, gdelta, gA, gB, gC, gx0) -> None:
+    """One batch part of the adjoint: writes ∂u (without D), ∂Δ, the part's per-series ∂A (b, H, N),
+    ∂B, ∂C and ∂x0 in place."""
+    batch, H, L = u.shape
+    fn = getattr(library(), f"ssm_scan_backward_{_DTYPES[u.dtype][0]}")
+    args = (u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0)
+    fn(batch, H, L, A.shape[1], block, *map(_ptr, args))

@@ -1,0 +1,190 @@
+// Fused CPU selective scan (Gu & Dao 2023 §3.3, Alg. 2; ZOH of A, Euler of B), built on first use
+// by ssmforecast/math/_fused.py through torch.utils.cpp_extension and called with ctypes, which
+// releases the GIL for the whole call: Python threads run batch parts side by side.
+//
+// Per series b and channel h the state x (N values) stays in registers / L1 for all L steps:
+//   x_k = exp(Δ_k A_h) ⊙ x_{k−1} + Δ_k u_k B_k,   y_k = Σ_n C_{k,n} x_{k,n}        (D u_k is added in Python)
+// Layouts (row-major, contiguous): u, Δ, y, ȳ (batch, H, L); A (H, N); B, C (batch, L, N);
+// x0, x_L (batch, H, N); the states entering each block of T steps, kept for the backward,
+// (batch, H, ceil(L / T), N). No OpenMP, no torch headers: plain loops the compiler vectorises over N.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+// exp(x) = 2^k · exp(r), k = round(x log₂e), r = x − k ln 2 (Cody–Waite in two parts, Cephes' expf
+// polynomial on |r| ≤ ln2 / 2, relative error ≈ 1e-7); written so that a loop of it vectorises
+// (libm's expf does not without -ffast-math). Inputs below −87.3 give 2^−126 · e^r (≈ 1e-38) instead of
+// a subnormal or 0: a state is multiplied by it, so the absolute error stays below 1e-37.
+__attribute__((always_inline)) inline float exp_f32(float x) noexcept {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    // k = round(x log₂e): adding 1.5 · 2²³ rounds to an integer in the float's last place
+    const float shifted = x * 1.44269504088896341f + 12582912.0f;
+    const float k = shifted - 12582912.0f;
+    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float e = p * r * r + r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;  // 2^k in the exponent field
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return e * scale;
+}
+
+__attribute__((always_inline)) inline float exp_of(float x) noexcept { return exp_f32(x); }
+__attribute__((always_inline)) inline double exp_of(double x) noexcept { return std::exp(x); }
+
+// Forward for series [0, batch) of this call: y (without D), x_L and the entering states.
+template <typename S>
+void forward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u, const S* delta,
+             const S* A, const S* B, const S* C, const S* x0, S* y, S* x_last, S* entering) {
+    const int64_t blocks = (L + T - 1) / T;
+    std::vector<S> x(N);
+    for (int64_t b = 0; b < batch; ++b) {
+        const S* Bb = B + b * L * N;  // (L, N)
+        const S* Cb = C + b * L * N;  // (L, N)
+        for (int64_t h = 0; h < H; ++h) {
+            const int64_t bh = b * H + h;
+            const S* u_bh = u + bh * L;      // (L,)
+            const S* d_bh = delta + bh * L;  // (L,)
+            const S* A_h = A + h * N;        // (N,)
+            S* y_bh = y + bh * L;            // (L,)
+            for (int64_t n = 0; n < N; ++n) x[n] = x0 ? x0[bh * N + n] : S(0);
+            S* xp = x.data();
+            for (int64_t blk = 0; blk < blocks; ++blk) {
+                std::copy(xp, xp + N, entering + (bh * blocks + blk) * N);
+                for (int64_t k = blk * T, e = std::min(k + T, L); k < e; ++k) {
+                    const S d = d_bh[k], du = d * u_bh[k];
+                    const S* Bk = Bb + k * N;
+                    const S* Ck = Cb + k * N;
+                    S acc = 0;
+                    // x_k = exp(Δ_k A) x_{k−1} + Δ_k u_k B_k;  y_k = Σ_n C_k x_k
+#pragma omp simd reduction(+ : acc)
+                    for (int64_t n = 0; n < N; ++n) {
+                        xp[n] = exp_of(d * A_h[n]) * xp[n] + du * Bk[n];
+                        acc += Ck[n] * xp[n];
+                    }
+                    y_bh[k] = acc;
+                }
+            }
+            std::copy(xp, xp + N, x_last + bh * N);
+        }
+    }
+}
+
+// Adjoint for series [0, batch) of this call, block by block backwards from recomputed states:
+//   ḡ_k = C_k ȳ_k + Ā_{k+1} ⊙ ḡ_{k+1}  (from ∂/∂x_L at the end),  ∂/∂(ΔA)_k = ḡ_k ⊙ Ā_k ⊙ x_{k−1},
+//   ∂Δ_k = Σ_n ∂/∂(ΔA)_{k,n} A_n + u_k Σ_n ḡ_{k,n} B_{k,n},  ∂u_k = Δ_k Σ_n ḡ_{k,n} B_{k,n}  (without D),
+//   ∂A_n = Σ_k ∂/∂(ΔA)_{k,n} Δ_k (per series: gA (batch, H, N), summed over the batch in Python),
+//   ∂B_k = Σ_h ḡ_k Δ_k u_k,  ∂C_k = Σ_h ȳ_k x_k  (gB, gC (batch, L, N), summed over h here), ∂x0 = Ā_0 ḡ_0.
+template <typename S>
+void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u, const S* delta,
+              const S* A, const S* B, const S* C, const S* entering, const S* gy, const S* gx_last,
+              S* gu, S* gdelta, S* gA, S* gB, S* gC, S* gx0) {
+    const int64_t blocks = (L + T - 1) / T;
+    std::vector<S> xs(T * N), dA(T * N), g(N), gA_h(N);  // one block's states and Ā, ḡ, Σ_k ∂A
+    std::fill(gB, gB + batch * L * N, S(0));
+    std::fill(gC, gC + batch * L * N, S(0));
+    for (int64_t b = 0; b < batch; ++b) {
+        const S* Bb = B + b * L * N;
+        const S* Cb = C + b * L * N;
+        S* gBb = gB + b * L * N;
+        S* gCb = gC + b * L * N;
+        for (int64_t h = 0; h < H; ++h) {
+            const int64_t bh = b * H + h;
+            const S* u_bh = u + bh * L;
+            const S* d_bh = delta + bh * L;
+            const S* gy_bh = gy + bh * L;
+            const S* A_h = A + h * N;
+            S* gu_bh = gu + bh * L;
+            S* gd_bh = gdelta + bh * L;
+            for (int64_t n = 0; n < N; ++n) {
+                g[n] = gx_last ? gx_last[bh * N + n] : S(0);  // carry: Ā_{k+1} ḡ_{k+1}
+                gA_h[n] = 0;
+            }
+            for (int64_t blk = blocks - 1; blk >= 0; --blk) {
+                const int64_t s = blk * T, e = std::min(s + T, L);
+                const S* x_in = entering + (bh * blocks + blk) * N;  // x_{s−1}
+                // recompute the block's Ā_k and x_k from its entering state
+                for (int64_t k = s; k < e; ++k) {
+                    const S d = d_bh[k], du = d * u_bh[k];
+                    const S* Bk = Bb + k * N;
+                    const S* prev = k == s ? x_in : xs.data() + (k - s - 1) * N;
+                    S* xk = xs.data() + (k - s) * N;
+                    S* ak = dA.data() + (k - s) * N;
+#pragma omp simd
+                    for (int64_t n = 0; n < N; ++n) {
+                        ak[n] = exp_of(d * A_h[n]);
+                        xk[n] = ak[n] * prev[n] + du * Bk[n];
+                    }
+                }
+                for (int64_t k = e - 1; k >= s; --k) {
+                    const S d = d_bh[k], uk = u_bh[k], du = d * uk, gyk = gy_bh[k];
+                    const S* Bk = Bb + k * N;
+                    const S* Ck = Cb + k * N;
+                    const S* prev = k == s ? x_in : xs.data() + (k - s - 1) * N;
+                    const S* xk = xs.data() + (k - s) * N;
+                    const S* ak = dA.data() + (k - s) * N;
+                    S* gBk = gBb + k * N;
+                    S* gCk = gCb + k * N;
+                    S sum_dA = 0, sum_gB = 0;
+#pragma omp simd reduction(+ : sum_dA, sum_gB)
+                    for (int64_t n = 0; n < N; ++n) {
+                        const S gk = Ck[n] * gyk + g[n];  // ḡ_k
+                        const S g_dA = gk * ak[n] * prev[n];  // ∂/∂(ΔA)_k
+                        gCk[n] += gyk * xk[n];
+                        gBk[n] += gk * du;
+                        gA_h[n] += g_dA * d;
+                        sum_dA += g_dA * A_h[n];
+                        sum_gB += gk * Bk[n];
+                        g[n] = ak[n] * gk;  // carry to step k − 1
+                    }
+                    gd_bh[k] = sum_dA + uk * sum_gB;
+                    gu_bh[k] = d * sum_gB;
+                }
+            }
+            std::copy(g.begin(), g.end(), gx0 + bh * N);
+            std::copy(gA_h.begin(), gA_h.end(), gA + bh * N);
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+void ssm_scan_forward_f32(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const float* u,
+                          const float* delta, const float* A, const float* B, const float* C,
+                          const float* x0, float* y, float* x_last, float* entering) {
+    forward<float>(batch, H, L, N, T, u, delta, A, B, C, x0, y, x_last, entering);
+}
+
+void ssm_scan_forward_f64(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const double* u,
+                          const double* delta, const double* A, const double* B, const double* C,
+                          const double* x0, double* y, double* x_last, double* entering) {
+    forward<double>(batch, H, L, N, T, u, delta, A, B, C, x0, y, x_last, entering);
+}
+
+void ssm_scan_backward_f32(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const float* u,
+                           const float* delta, const float* A, const float* B, const float* C,
+                           const float* entering, const float* gy, const float* gx_last, float* gu,
+                           float* gdelta, float* gA, float* gB, float* gC, float* gx0) {
+    backward<float>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);
+}
+
+void ssm_scan_backward_f64(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const double* u,
+                           const double* delta, const double* A, const double* B, const double* C,
+                           const double* entering, const double* gy, const double* gx_last, double* gu,
+                           double* gdelta, double* gA, double* gB, double* gC, double* gx0) {
+    backward<double>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);
+}
+
+}  // extern "C"
