@@ -1,4 +1,4 @@
-"""The fused CPU selective scan of ``_fused_scan.cpp``: built on first use, called through ctypes.
+"""The fused CPU selective scan and Mamba step of ``_fused_scan.cpp``: built on first use, called through ctypes.
 
 torch's own extension builder (:func:`torch.utils.cpp_extension.load`) compiles the C++ file with the
 system's compiler into its cache (``~/.cache/torch_extensions``, or ``TORCH_EXTENSIONS_DIR``), a few
@@ -48,8 +48,10 @@ def library() -> ctypes.CDLL | None:
     for suffix in ("f32", "f64"):
         getattr(lib, f"ssm_scan_forward_{suffix}").argtypes = [i64] * 5 + [ptr] * 9
         getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 14
-        for kind in ("forward", "backward"):
-            getattr(lib, f"ssm_scan_{kind}_{suffix}").restype = None
+        getattr(lib, f"ssm_conv_silu_step_{suffix}").argtypes = [i64] * 3 + [ptr, i64] + [ptr] * 5
+        getattr(lib, f"ssm_selective_step_{suffix}").argtypes = [i64] * 3 + [ptr] * 5 + [i64] + [ptr] * 4 + [i64, ptr, ptr]
+        for kind in ("scan_forward", "scan_backward", "conv_silu_step", "selective_step"):
+            getattr(lib, f"ssm_{kind}_{suffix}").restype = None
     return lib
 
 
@@ -82,3 +84,42 @@ def backward(u, delta, A, B, C, entering, gy, gx_last, block, gu, gdelta, gA, gB
     fn = getattr(library(), f"ssm_scan_backward_{_DTYPES[u.dtype][0]}")
     args = (u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0)
     fn(batch, H, L, A.shape[1], block, *map(_ptr, args))
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """t (batch, n) with unit stride along n (a view into a wider output stays a view)."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def conv_silu_step(x, conv_state, w, bias):
+    """Mamba's causal depthwise conv for one new input, then SiLU: x (batch, H) (rows may be a view
+    into in_proj's output), conv_state (batch, H, K − 1), w (H, K), bias (H,) or None → (x' (batch,
+    H), new conv_state (batch, H, K − 1)); new tensors, the arguments are not modified."""
+    x = _rows(x)
+    conv_state, w = conv_state.contiguous(), w.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    batch, H = x.shape
+    K = w.shape[1]
+    out, new_state = x.new_empty(batch, H), x.new_empty(batch, H, K - 1)
+    fn = getattr(library(), f"ssm_conv_silu_step_{_DTYPES[x.dtype][0]}")
+    fn(batch, H, K, _ptr(x), x.stride(0), *map(_ptr, (conv_state, w, bias, out, new_state)))
+    return out, new_state
+
+
+def selective_step(x, delta_raw, dt, B, C, state, A, D, z):
+    """One selective SSM step and Mamba's gate: Δ = softplus(δ) · dt, h = exp(ΔA) ⊙ h + Δ x B,
+    y = (C · h + D x) · silu(z). x, δ (batch, H), dt (batch,) or None, B, C (batch, N) (rows may be
+    views into x_proj's output, one row stride), state (batch, H, N), A (H, N), D (H,), z (batch, H)
+    → (y (batch, H), new state (batch, H, N)); new tensors, the arguments are not modified."""
+    x, delta_raw, z = x.contiguous(), delta_raw.contiguous(), _rows(z)
+    B, C = _rows(B), _rows(C)
+    if B.stride(0) != C.stride(0):
+        B, C = B.contiguous(), C.contiguous()
+    state, A, D = state.contiguous(), A.contiguous(), D.contiguous()
+    dt = None if dt is None else dt.contiguous()
+    batch, H = x.shape
+    N = A.shape[1]
+    y, new_state = x.new_empty(batch, H), x.new_empty(batch, H, N)
+    fn = getattr(library(), f"ssm_selective_step_{_DTYPES[x.dtype][0]}")
+    fn(batch, H, N, *map(_ptr, (x, delta_raw, dt, B, C)), B.stride(0), *map(_ptr, (state, A, D, z)), z.stride(0), _ptr(y), _ptr(new_state))
+    return y, new_state

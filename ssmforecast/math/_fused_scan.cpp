@@ -1,4 +1,5 @@
-// Fused CPU selective scan (Gu & Dao 2023 §3.3, Alg. 2; ZOH of A, Euler of B), built on first use
+// Fused CPU selective scan (Gu & Dao 2023 §3.3, Alg. 2; ZOH of A, Euler of B) and Mamba's streaming
+// step (conv + SiLU, selective SSM + gate), built on first use
 // by ssmforecast/math/_fused.py through torch.utils.cpp_extension and called with ctypes, which
 // releases the GIL for the whole call: Python threads run batch parts side by side.
 //
@@ -157,6 +158,62 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
     }
 }
 
+// One streaming step of Mamba's causal depthwise conv and its SiLU, per series b and channel h:
+//   window = [conv_state, x] (K values, oldest first),  x' = silu(Σ_j w_j window_j + bias),
+//   new conv_state = window without its oldest value.
+// x is a view with rows ``x_stride`` apart (in_proj's output (batch, 2 H), x its first half).
+template <typename S>
+void conv_silu_step(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride, const S* conv_state,
+                    const S* w, const S* bias, S* out, S* new_state) {
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t h = 0; h < H; ++h) {
+            const S* st = conv_state + (b * H + h) * (K - 1);  // (K − 1,)
+            S* nst = new_state + (b * H + h) * (K - 1);        // (K − 1,)
+            const S* w_h = w + h * K;                          // (K,)
+            const S xk = x[b * x_stride + h];
+            S acc = 0;
+            for (int64_t j = 0; j + 1 < K; ++j) acc += st[j] * w_h[j];
+            acc += xk * w_h[K - 1];
+            if (bias) acc += bias[h];
+            for (int64_t j = 0; j + 2 < K; ++j) nst[j] = st[j + 1];
+            if (K > 1) nst[K - 2] = xk;
+            out[b * H + h] = acc / (S(1) + std::exp(-acc));  // silu
+        }
+    }
+}
+
+// One streaming step of the selective SSM and Mamba's gate (Gu & Dao 2023 eq. 2a-2b, 4; Alg. 2):
+//   Δ = softplus(δ) · dt,  h = exp(Δ A) ⊙ h + Δ x B,  y = (Σ_n C_n h_n + D x) · silu(z)
+// δ (batch, H) is dt_proj's output before the softplus (torch's: δ > 20 gives δ); dt (batch,) or null;
+// B, C rows and z rows are ``bc_stride`` and ``z_stride`` apart (views into x_proj's and in_proj's outputs).
+template <typename S>
+void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* delta_raw, const S* dt, const S* B,
+                    const S* C, int64_t bc_stride, const S* state, const S* A, const S* D, const S* z,
+                    int64_t z_stride, S* y, S* new_state) {
+    for (int64_t b = 0; b < batch; ++b) {
+        const S* Bb = B + b * bc_stride;  // (N,)
+        const S* Cb = C + b * bc_stride;  // (N,)
+        for (int64_t h = 0; h < H; ++h) {
+            const int64_t bh = b * H + h;
+            const S r = delta_raw[bh];
+            S d = r > S(20) ? r : std::log1p(std::exp(r));  // softplus
+            if (dt) d *= dt[b];
+            const S xv = x[bh], du = d * xv;
+            const S* A_h = A + h * N;
+            const S* st = state + bh * N;
+            S* nst = new_state + bh * N;
+            S acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t n = 0; n < N; ++n) {
+                nst[n] = exp_of(d * A_h[n]) * st[n] + du * Bb[n];
+                acc += Cb[n] * nst[n];
+            }
+            const S zv = z[b * z_stride + h];
+            y[bh] = (acc + D[h] * xv) * (zv / (S(1) + std::exp(-zv)));
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -186,5 +243,18 @@ void ssm_scan_backward_f64(int64_t batch, int64_t H, int64_t L, int64_t N, int64
                            double* gdelta, double* gA, double* gB, double* gC, double* gx0) {
     backward<double>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);
 }
+
+#define SSM_STEP_EXPORTS(S, suffix)                                                                           \
+    void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,         \
+                                     const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {     \
+        conv_silu_step<S>(batch, H, K, x, x_stride, conv_state, w, bias, out, new_state);                        \
+    }                                                                                                             \
+    void ssm_selective_step_##suffix(int64_t batch, int64_t H, int64_t N, const S* x, const S* delta_raw,       \
+                                     const S* dt, const S* B, const S* C, int64_t bc_stride, const S* state,     \
+                                     const S* A, const S* D, const S* z, int64_t z_stride, S* y, S* new_state) { \
+        selective_step<S>(batch, H, N, x, delta_raw, dt, B, C, bc_stride, state, A, D, z, z_stride, y, new_state); \
+    }
+SSM_STEP_EXPORTS(float, f32)
+SSM_STEP_EXPORTS(double, f64)
 
 }  // extern "C"

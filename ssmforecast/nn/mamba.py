@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..math import _fused
 from ..math.scan import METHODS, selective_scan, selective_scan_seq, ssm_scan
 from ._base import (
     SequenceLayer,
@@ -340,10 +341,13 @@ class MambaLayer(SequenceLayer):
     def _step(
         self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dt: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``step`` after the checks of u and dt (the state is still checked): ``_step_body`` on
-        the memoised constants."""
+        """``step`` after the checks of u and dt (the state is still checked): on the memoised
+        constants, the fused C++ step where it applies (:func:`_fused_step_applies`), else ``_step_body``."""
         conv_state, ssm_state = self._check_state(state, u.shape[0])
-        return _step_body(u, conv_state, ssm_state, dt, self._cached("step", self._step_constants))
+        constants = self._cached("step", self._step_constants)
+        if _fused_step_applies(u, conv_state, ssm_state, constants[0]):
+            return _fused_step_body(u, conv_state, ssm_state, dt, constants)
+        return _step_body(u, conv_state, ssm_state, dt, constants)
 
     # -- the compiled step (Backbone.compile_step): the same _step_body, in one graph -------------
 
@@ -396,6 +400,36 @@ def _step_body(u, conv_state, ssm_state, dt, constants, autocast: bool = True):
     y = y * F.silu(z)  # (batch, H_in)
     new_state = (window[..., 1:], h if h.dtype == ssm_state.dtype else h.to(ssm_state.dtype))
     return _linear(y, *out_proj), new_state  # (batch, d_model)
+
+
+def _fused_step_applies(u, conv_state, ssm_state, A) -> bool:
+    """The fused C++ step runs inference on the CPU in one dtype (float32 or float64): no autograd,
+    no autocast, and a library that builds (``SSMFORECAST_FUSED_SCAN=0`` keeps it off)."""
+    return (
+        not torch.is_grad_enabled()
+        and u.device.type == "cpu"
+        and u.dtype == A.dtype == conv_state.dtype == ssm_state.dtype
+        and _fused.supports(u)
+        and not autocast_enabled("cpu")
+        and _fused.enabled()
+        and _fused.library() is not None
+    )
+
+
+# _step_body with the conv + SiLU and the SSM step + gate each fused into one C++ call: six calls a
+# layer instead of about twenty-five (the four projections stay torch matrix products)
+def _fused_step_body(u, conv_state, ssm_state, dt, constants):
+    """As :func:`_step_body` (same arguments and result), on the CPU without autograd."""
+    A, D, conv_w, conv_b, (in_proj, x_proj, dt_proj, out_proj) = constants
+    (H_in, N), R = A.shape, dt_proj[0].shape[0]
+    xz = _linear(u, *in_proj)  # (batch, 2 H_in)
+    x, conv_state = _fused.conv_silu_step(xz[:, :H_in], conv_state, conv_w, conv_b)  # (batch, H_in), (batch, H_in, K − 1)
+    x_dbl = _linear(x, *x_proj)  # (batch, R + 2N)
+    delta_raw = _linear(x_dbl[:, :R], *dt_proj)  # (batch, H_in), before the softplus
+    dt = None if dt is None else dt.to(A.dtype)
+    B, C = x_dbl[:, R : R + N], x_dbl[:, R + N :]  # (batch, N) each
+    y, h = _fused.selective_step(x, delta_raw, dt, B, C, ssm_state, A, D, xz[:, H_in:])  # (batch, H_in), (batch, H_in, N)
+    return _linear(y, *out_proj), (conv_state, h)  # (batch, d_model)
 
 
 # y = x Wᵀ + b, as nn.Linear, with Wᵀ taken once per parameter version

@@ -308,3 +308,78 @@ def test_bad_step_inputs():
         layer.step(u[:, 0], layer.allocate_state(3)[:1] + state[1:])
     with pytest.raises(ValueError, match="batch"):
         layer.allocate_state(0)
+
+
+# --- the fused C++ step (CPU inference) ---------------------------------------------------------
+
+
+def _needs_fused():
+    import os
+    import shutil
+
+    from ssmforecast.math import _fused
+
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler: the fused CPU step cannot be built here")
+    assert _fused.library() is not None, "a C++ compiler is here, yet the fused step did not build"
+
+
+def _count_fused_steps(monkeypatch):
+    from ssmforecast.math import _fused
+
+    calls = []
+    original = _fused.selective_step
+    monkeypatch.setattr(_fused, "selective_step", lambda *a: calls.append(a[0].dtype) or original(*a))
+    return calls
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kwargs", [{}, {"conv_bias": False, "d_conv": 1}, {"d_conv": 4, "bias": True}], ids=["default", "K1-nobias", "K4-bias"])
+def test_fused_step_equals_the_torch_step(monkeypatch, dtype, tol, kwargs):
+    """Without grad on the CPU the step runs as two C++ calls per layer (conv + SiLU, SSM + gate):
+    same outputs and states as the torch step body (float64 to rounding), over an irregular stream,
+    and the caller's state is not modified."""
+    _needs_fused()
+    calls = _count_fused_steps(monkeypatch)
+    layer = _layer(dtype, **kwargs).eval()
+    u, dt = _inputs(3, 12, layer.d_model, dtype)
+    constants = layer._step_constants()
+    state = layer.allocate_state(3)
+    ref_state = tuple(s.clone() for s in state)
+    with torch.no_grad():
+        for k in range(12):
+            before = tuple(s.clone() for s in state)
+            y, new_state = layer.step(u[:, k], state, dt[:, k] if k % 2 else None)
+            assert all(torch.equal(a, b) for a, b in zip(state, before))  # not modified in place
+            y_ref, ref_state = mamba_module._step_body(u[:, k], *ref_state, dt[:, k] if k % 2 else None, constants)
+            assert _rel(y, y_ref) < tol
+            for s, r in zip(new_state, ref_state):
+                assert s.shape == r.shape and s.dtype == r.dtype
+                assert r.numel() == 0 or _rel(s, r) < tol
+            state = new_state
+    assert calls == [dtype] * 12
+
+
+def test_fused_step_is_skipped_under_grad_autocast_and_the_switch(monkeypatch):
+    """With autograd (training through steps), under CPU autocast, or with SSMFORECAST_FUSED_SCAN=0
+    the torch step runs."""
+    _needs_fused()
+    from ssmforecast.math import _fused
+
+    calls = _count_fused_steps(monkeypatch)
+    layer = _layer(torch.float32)
+    u, _ = _inputs(2, 1, layer.d_model, torch.float32)
+    state = layer.allocate_state(2)
+    y, _ = layer.step(u[:, 0], state)  # grad enabled
+    assert y.requires_grad and calls == []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        layer.step(u[:, 0], state)
+    assert calls == []
+    monkeypatch.setenv(_fused.ENV_SWITCH, "0")
+    with torch.no_grad():
+        layer.step(u[:, 0], state)
+    assert calls == []
+    monkeypatch.delenv(_fused.ENV_SWITCH)
+    with torch.no_grad():
+        layer.step(u[:, 0], state)
+    assert calls == [torch.float32]
