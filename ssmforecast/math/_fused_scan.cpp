@@ -216,45 +216,29 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
 
 }  // namespace
 
-extern "C" {
-
-void ssm_scan_forward_f32(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const float* u,
-                          const float* delta, const float* A, const float* B, const float* C,
-                          const float* x0, float* y, float* x_last, float* entering) {
-    forward<float>(batch, H, L, N, T, u, delta, A, B, C, x0, y, x_last, entering);
-}
-
-void ssm_scan_forward_f64(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const double* u,
-                          const double* delta, const double* A, const double* B, const double* C,
-                          const double* x0, double* y, double* x_last, double* entering) {
-    forward<double>(batch, H, L, N, T, u, delta, A, B, C, x0, y, x_last, entering);
-}
-
-void ssm_scan_backward_f32(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const float* u,
-                           const float* delta, const float* A, const float* B, const float* C,
-                           const float* entering, const float* gy, const float* gx_last, float* gu,
-                           float* gdelta, float* gA, float* gB, float* gC, float* gx0) {
-    backward<float>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);
-}
-
-void ssm_scan_backward_f64(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const double* u,
-                           const double* delta, const double* A, const double* B, const double* C,
-                           const double* entering, const double* gy, const double* gx_last, double* gu,
-                           double* gdelta, double* gA, double* gB, double* gC, double* gx0) {
-    backward<double>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);
-}
-
-#define SSM_STEP_EXPORTS(S, suffix)                                                                           \
-    void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,         \
-                                     const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {     \
-        conv_silu_step<S>(batch, H, K, x, x_stride, conv_state, w, bias, out, new_state);                        \
-    }                                                                                                             \
-    void ssm_selective_step_##suffix(int64_t batch, int64_t H, int64_t N, const S* x, const S* delta_raw,       \
-                                     const S* dt, const S* B, const S* C, int64_t bc_stride, const S* state,     \
-                                     const S* A, const S* D, const S* z, int64_t z_stride, S* y, S* new_state) { \
-        selective_step<S>(batch, H, N, x, delta_raw, dt, B, C, bc_stride, state, A, D, z, z_stride, y, new_state); \
+// C entry points, one per function and dtype: ssm_<name>_f32 / ssm_<name>_f64
+#define SSM_EXPORTS(S, suffix)                                                                                     \
+    void ssm_scan_forward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u,           \
+                                   const S* delta, const S* A, const S* B, const S* C, const S* x0, S* y,           \
+                                   S* x_last, S* entering) {                                                        \
+        forward<S>(batch, H, L, N, T, u, delta, A, B, C, x0, y, x_last, entering);                                  \
+    }                                                                                                               \
+    void ssm_scan_backward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u,          \
+                                    const S* delta, const S* A, const S* B, const S* C, const S* entering,          \
+                                    const S* gy, const S* gx_last, S* gu, S* gdelta, S* gA, S* gB, S* gC, S* gx0) { \
+        backward<S>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);      \
+    }                                                                                                               \
+    void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,             \
+                                     const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {         \
+        conv_silu_step<S>(batch, H, K, x, x_stride, conv_state, w, bias, out, new_state);                            \
+    }                                                                                                               \
+    void ssm_selective_step_##suffix(int64_t batch, int64_t H, int64_t N, const S* x, const S* delta_raw,           \
+                                     const S* dt, const S* B, const S* C, int64_t bc_stride, const S* state,         \
+                                     const S* A, const S* D, const S* z, int64_t z_stride, S* y, S* new_state) {     \
+        selective_step<S>(batch, H, N, x, delta_raw, dt, B, C, bc_stride, state, A, D, z, z_stride, y, new_state);   \
     }
-SSM_STEP_EXPORTS(float, f32)
-SSM_STEP_EXPORTS(double, f64)
 
+extern "C" {
+SSM_EXPORTS(float, f32)
+SSM_EXPORTS(double, f64)
 }  // extern "C"
