@@ -27,6 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..math.discretize import METHODS, discretize_diag, dplr_gbt, dplr_gbt_step, foh_diag, zoh
 from ..math.conv import fft_conv
@@ -34,6 +35,12 @@ from ..math.hippo import DIAGONAL_INITS, diagonal_init, dplr_legs
 from ..math.kernels import dplr_kernel, krylov_kernel, vandermonde_kernel
 from ..math.scan import ssm_scan
 from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param, serial_step
+
+
+#: S4D's irregular-step scan runs in time blocks whose discretized (batch, H, T, n) tensors (n = N/2
+#: complex modes) hold at most this many values, at least IRREGULAR_MIN_BLOCK steps each.
+IRREGULAR_BLOCK_NUMEL = 2**20
+IRREGULAR_MIN_BLOCK = 16
 
 
 def _conj_expand(x: torch.Tensor) -> torch.Tensor:
@@ -344,18 +351,38 @@ class S4DLayer(SSMConvLayer):
         return torch.addcmul(y, K0.to(x.dtype), x[..., :1])  # + K̄⁰_k u_0
 
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
-        """Irregular steps: x (batch, H, L), dt (batch, L) → y (batch, H, L) by the diagonal scan."""
+        """Irregular steps: x (batch, H, L), dt (batch, L) → y (batch, H, L) by the diagonal scan,
+        in time blocks of T steps whose discretized (batch, H, T, n) tensors hold at most
+        ``IRREGULAR_BLOCK_NUMEL`` values; under autograd each block is checkpointed (its Ā_k, B̄_k
+        and states recomputed in the backward), so memory is O(batch · H · (L + T · n)), not
+        O(batch · H · L · n)."""
+        batch, H, L = x.shape
+        T = max(IRREGULAR_MIN_BLOCK, IRREGULAR_BLOCK_NUMEL // (batch * H * self.d_state // 2))
         delta = dt[:, None, :] * self._step_size().to(dt.dtype)[None, :, None]  # (batch, H, L)
+        if L <= T:
+            return self._scan_block(x, delta, None, None)[0]
+        ys, state, u_before = [], None, None
+        for s in range(0, L, T):
+            x_b, delta_b = x[..., s : s + T], delta[..., s : s + T]  # (batch, H, ≤T)
+            if torch.is_grad_enabled():
+                y, state = checkpoint(self._scan_block, x_b, delta_b, state, u_before, use_reentrant=False, preserve_rng_state=False)
+            else:
+                y, state = self._scan_block(x_b, delta_b, state, u_before)
+            ys.append(y)
+            u_before = x_b[..., -1]  # (batch, H): the first-order hold's u_{k−1} at the next block's start
+        return torch.cat(ys, dim=-1)  # (batch, H, L)
+
+    # x_k = Ā_k ⊙ x_{k−1} + B̄_k u_k (+ B̄⁰_k u_{k−1} under FOH), y_k = 2 Re(C x_k) + D u_k, Ā_k, B̄_k from Δ_k
+    def _scan_block(self, x, delta, x0, u_before):
+        """x, Δ (batch, H, T), x0 (batch, H, n) or None, u_before (batch, H) or None → (y (batch, H, T), x_T)."""
         Lambda = self._Lambda()[None, :, None, :]  # (1, H, 1, n)
         B = torch.view_as_complex(self.B)[None, :, None, :]  # (1, H, 1, n)
         C, D = self._C()[None, :, None, :], self.D.to(x.dtype)  # (1, H, 1, n), (H,)
         if self._foh:
-            dA, dB0, dB1 = foh_diag(Lambda, B, delta)  # (batch, H, L, n)
-            y, _ = ssm_scan(x, dA, dB1, C.expand_as(dA), D, conj_pairs=True, dB_prev=dB0)
-        else:
-            dA, dB = discretize_diag(Lambda, B, delta, self.discretization)  # (batch, H, L, n)
-            y, _ = ssm_scan(x, dA, dB, C.expand_as(dA), D, conj_pairs=True)
-        return y  # (batch, H, L)
+            dA, dB0, dB1 = foh_diag(Lambda, B, delta)  # (batch, H, T, n)
+            return ssm_scan(x, dA, dB1, C.expand_as(dA), D, x0, conj_pairs=True, dB_prev=dB0, u_before=u_before)
+        dA, dB = discretize_diag(Lambda, B, delta, self.discretization)  # (batch, H, T, n)
+        return ssm_scan(x, dA, dB, C.expand_as(dA), D, x0, conj_pairs=True)
 
     def allocate_state(self, batch: int):
         """Zero state (batch, H, N/2), complex; under the first-order hold the pair (that, None)."""

@@ -169,6 +169,33 @@ def test_gradients_finite_at_L_16384(name):
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
 
 
+@pytest.mark.parametrize("name", ["s4d-lin-zoh", "s4d-legs-bilinear", "s4d-lin-foh"])
+def test_s4d_irregular_scan_in_checkpointed_blocks_equals_one_block(name, monkeypatch):
+    """Irregular steps: S4D's scan in time blocks (checkpointed under autograd; the first-order
+    hold's u_{k−1} carried across a block border) gives the values and parameter gradients of one
+    block over the whole sequence (float64), with and without grad, and autograd keeps a fraction
+    of the one-block memory."""
+    import ssmforecast.nn.s4 as s4
+
+    layer = _layer(name).train()
+    u, dt = torch.randn(3, 75, 4, dtype=f64, generator=torch.Generator().manual_seed(2)), _irregular_dt(3, 75)
+    runs = {}
+    for numel in (10**9, 3 * 4 * 4 * s4.IRREGULAR_MIN_BLOCK):  # one block; blocks of 16 steps (five)
+        monkeypatch.setattr(s4, "IRREGULAR_BLOCK_NUMEL", numel)
+        saved = []
+        layer.zero_grad()
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel() * t.element_size()) or t, lambda t: t):
+            y = layer(u, dt)
+        y.square().sum().backward()
+        with torch.no_grad():
+            y_no_grad = layer(u, dt)
+        runs[numel] = (sum(saved), [y.detach(), y_no_grad] + [p.grad.clone() for p in layer.parameters()])
+    (one_bytes, one), (blocks_bytes, blocks) = runs.values()
+    for a, b in zip(blocks, one):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert blocks_bytes < one_bytes / 4
+
+
 def test_s4d_irregular_gradients_finite_at_L_16384():
     torch.manual_seed(0)
     layer = S4DLayer(4, 8)
