@@ -706,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--select", action="store_true",
         help="with --merge: runs may repeat a model at a setting and horizon (other --lookback or configuration); keep the lowest validation MSE",
     )  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="about 3.5 minutes on 2 CPU cores: " + _quick_text())
+    p.add_argument("--quick", action="store_true", help="about 2 minutes on 2 CPU cores: " + _quick_text())
     return p
 
 
