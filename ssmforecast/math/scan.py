@@ -865,7 +865,7 @@ def selective_scan(
     plus five (T, batch, N, H) blocks, instead of autograd's O(batch · H · L · N), and autograd records
     one node instead of L. Same values as :func:`selective_scan_seq` (to rounding).
 
-    On a CPU the block loop runs on one intra-op thread; with several threads (``torch.get_num_threads()``)
+    On a CPU the fused C++ scan runs by default (``inner`` below); the block loop runs on one intra-op thread; with several threads (``torch.get_num_threads()``)
     and at least ``PARALLEL_STEP_NUMEL`` values per part and step, the batch is cut into parts whose
     loops run side by side on their own threads (the series are independent; ∂A sums the parts in a fixed order,
     so a given thread count gives the same bits every time). CPU autocast is off inside the scan.
@@ -883,11 +883,16 @@ def selective_scan(
     x0 : Tensor of shape (batch, H, N), optional
         State before the first step; zeros if omitted.
     block_size : int, optional
-        Steps per block T; default ``BLOCK_NUMEL // (batch · H · N)`` on the CPU (at least
-        ``MIN_BLOCK``) and ``CUDA_BLOCK_NUMEL // (batch · H · N)`` elsewhere (at least 16).
-    inner : {"auto", "loop", "chunked", "associative"}, default "auto"
-        The recurrence inside a block: one in-place step at a time ("loop", the default on the
-        CPU, where a step's data stays in cache), the chunked scan of :func:`linear_recurrence`
+        Steps per block T; default ``FUSED_BLOCK`` for the fused scan, ``BLOCK_NUMEL // (batch · H · N)``
+        for the CPU block loop (at least ``MIN_BLOCK``) and ``CUDA_BLOCK_NUMEL // (batch · H · N)``
+        elsewhere (at least 16).
+    inner : {"auto", "fused", "loop", "chunked", "associative"}, default "auto"
+        How the scan runs. "fused" (the default on the CPU for float32 / float64 where a C++
+        compiler is found; ``SSMFORECAST_FUSED_SCAN=0`` keeps "auto" off it): the whole scan and its
+        adjoint as one C++ loop per series and channel with the state in registers, built on first
+        use (``_fused_scan.cpp``), the batch split over threads without the GIL; blocks of
+        ``FUSED_BLOCK`` steps by default. Otherwise the recurrence inside a block: one in-place
+        step at a time ("loop", the CPU fallback, where a step's data stays in cache), the chunked scan of :func:`linear_recurrence`
         (accelerators without an associative scan), or PyTorch's higher-order associative scan of
         the affine steps ("associative": ``torch.compile``d on CUDA, where it is the default,
         eager elsewhere; on this project's 2-core CPU it was slower than the loop, a log-depth
@@ -903,8 +908,8 @@ def selective_scan(
     Raises
     ------
     ValueError
-        For shapes that disagree, L = 0, complex or non-finite inputs, a block_size < 1 or an
-        unknown ``inner``.
+        For shapes that disagree, L = 0, complex or non-finite inputs, a block_size < 1, an
+        unknown ``inner``, or ``inner="fused"`` off the CPU, in another dtype or where it cannot be built.
     """
     _check_selective(u, delta, A, B, C, D, x0)
     check_choice("inner", inner, SELECTIVE_INNER)
