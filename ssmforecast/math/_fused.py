@@ -2,8 +2,8 @@
 
 torch's own extension builder (:func:`torch.utils.cpp_extension.load`) compiles the C++ file with the
 system's compiler into its cache (``~/.cache/torch_extensions``, or ``TORCH_EXTENSIONS_DIR``), a few
-seconds once per machine, rebuilt when the source or the flags change, guarded by its lock file
-against concurrent builds. The library has no Python bindings: ctypes calls release the GIL for the
+seconds once per machine and version (the folder's name carries a hash of the source and flags),
+guarded by its lock file against concurrent builds. The library has no Python bindings: ctypes calls release the GIL for the
 whole call, so Python threads run batch parts side by side on all cores.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -27,6 +28,14 @@ ENV_SWITCH = "SSMFORECAST_FUSED_SCAN"
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
 
+def _build_name() -> str:
+    """The extension's name, with a hash of the source and flags: each version builds into a folder of
+    its own, so a process never loads a library built from another version's source (the C
+    signatures change with it), also when two versions run side by side on one machine."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:12]
+    return f"ssmforecast_fused_scan_{digest}"
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The compiled library, or None (with one warning) where it cannot be built: no C++ compiler,
@@ -34,7 +43,7 @@ def library() -> ctypes.CDLL | None:
     try:
         from torch.utils.cpp_extension import load
 
-        path = load(name="ssmforecast_fused_scan", sources=[str(SOURCE)], extra_cflags=list(FLAGS), is_python_module=False)
+        path = load(name=_build_name(), sources=[str(SOURCE)], extra_cflags=list(FLAGS), is_python_module=False)
         lib = ctypes.CDLL(path)
     except Exception as exc:  # noqa: BLE001 (any build or load failure means: use the block loop)
         warnings.warn(
@@ -46,8 +55,8 @@ def library() -> ctypes.CDLL | None:
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     for suffix in ("f32", "f64"):
-        getattr(lib, f"ssm_scan_forward_{suffix}").argtypes = [i64] * 5 + [ptr] * 9
-        getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 14
+        getattr(lib, f"ssm_scan_forward_{suffix}").argtypes = [i64] * 5 + [ptr] * 13
+        getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 21
         getattr(lib, f"ssm_conv_silu_step_{suffix}").argtypes = [i64] * 3 + [ptr, i64] + [ptr] * 5
         getattr(lib, f"ssm_selective_step_{suffix}").argtypes = [i64] * 3 + [ptr] * 5 + [i64] + [ptr] * 4 + [i64, ptr, ptr]
         for kind in ("scan_forward", "scan_backward", "conv_silu_step", "selective_step"):
@@ -69,21 +78,34 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def forward(u, delta, A, B, C, x0, block, y, x_last, entering) -> None:
-    """One batch part of the forward (contiguous tensors, see _fused_scan.cpp): writes y (without D),
-    x_L and the entering states in place."""
+def _strides(t: torch.Tensor) -> ctypes.Array:
+    """The strides of a (batch, H, L) tensor, in elements, as the C array the library reads."""
+    return (ctypes.c_int64 * 3)(*t.stride())
+
+
+def forward(u, delta, A, B, C, D, x0, block, y, x_last, entering) -> None:
+    """One batch part of the forward (see _fused_scan.cpp): u, Δ, y (b, H, L) with any strides; A,
+    B, C, D, x0 and the outputs x_L, entering contiguous. Writes y (with D u), x_L and the entering
+    states in place."""
     batch, H, L = u.shape
     fn = getattr(library(), f"ssm_scan_forward_{_DTYPES[u.dtype][0]}")
-    fn(batch, H, L, A.shape[1], block, *map(_ptr, (u, delta, A, B, C, x0, y, x_last, entering)))
+    fn(
+        batch, H, L, A.shape[1], block, _ptr(u), _strides(u), _ptr(delta), _strides(delta),
+        *map(_ptr, (A, B, C, D, x0, y)), _strides(y), _ptr(x_last), _ptr(entering),
+    )  # fmt: skip
 
 
-def backward(u, delta, A, B, C, entering, gy, gx_last, block, gu, gdelta, gA, gB, gC, gx0) -> None:
-    """One batch part of the adjoint: writes ∂u (without D), ∂Δ, the part's per-series ∂A (b, H, N),
-    ∂B, ∂C and ∂x0 in place."""
+def backward(u, delta, A, B, C, D, entering, gy, gx_last, block, gu, gdelta, gA, gB, gC, gD, gx0) -> None:
+    """One batch part of the adjoint: u, Δ, ȳ, ∂u, ∂Δ (b, H, L) with any strides, the rest
+    contiguous. Writes ∂u (with D ȳ), ∂Δ, the part's per-series ∂A (b, H, N) and ∂D (b, H) (when
+    D is given), ∂B, ∂C and ∂x0 in place."""
     batch, H, L = u.shape
     fn = getattr(library(), f"ssm_scan_backward_{_DTYPES[u.dtype][0]}")
-    args = (u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0)
-    fn(batch, H, L, A.shape[1], block, *map(_ptr, args))
+    fn(
+        batch, H, L, A.shape[1], block, _ptr(u), _strides(u), _ptr(delta), _strides(delta),
+        *map(_ptr, (A, B, C, D, entering, gy)), _strides(gy), _ptr(gx_last), _ptr(gu), _strides(gu),
+        _ptr(gdelta), _strides(gdelta), *map(_ptr, (gA, gB, gC, gD, gx0)),
+    )  # fmt: skip
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,10 @@
 //
 // Per series b and channel h the state x (N values) stays in registers / L1 for all L steps:
 //   x_k = exp(Δ_k A_h) ⊙ x_{k−1} + Δ_k u_k B_k,   y_k = Σ_n C_{k,n} x_{k,n}        (D u_k is added in Python)
-// Layouts (row-major, contiguous): u, Δ, y, ȳ (batch, H, L); A (H, N); B, C (batch, L, N);
-// x0, x_L (batch, H, N); the states entering each block of T steps, kept for the backward,
-// (batch, H, ceil(L / T), N). No OpenMP, no torch headers: plain loops the compiler vectorises over N.
+// Layouts: u, Δ, y, ȳ and their gradients (batch, H, L) with any strides (three per tensor, in
+// elements: torch's, so a transposed (batch, L, H) buffer is read and written in place); row-major
+// and contiguous: A (H, N); B, C (batch, L, N); x0, x_L (batch, H, N); D (H,); the states entering
+// each block of T steps, kept for the backward, (batch, H, ceil(L / T), N). No OpenMP, no torch headers: plain loops the compiler vectorises over N.
 
 #include <algorithm>
 #include <cmath>
@@ -43,10 +44,12 @@ __attribute__((always_inline)) inline float exp_f32(float x) noexcept {
 __attribute__((always_inline)) inline float exp_of(float x) noexcept { return exp_f32(x); }
 __attribute__((always_inline)) inline double exp_of(double x) noexcept { return std::exp(x); }
 
-// Forward for series [0, batch) of this call: y (without D), x_L and the entering states.
+// Forward for series [0, batch) of this call: y (with D u where D is given), x_L and the entering
+// states; su, sd, sy: the strides of u, Δ and y.
 template <typename S>
-void forward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u, const S* delta,
-             const S* A, const S* B, const S* C, const S* x0, S* y, S* x_last, S* entering) {
+void forward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u, const int64_t* su,
+             const S* delta, const int64_t* sd, const S* A, const S* B, const S* C, const S* D, const S* x0,
+             S* y, const int64_t* sy, S* x_last, S* entering) {
     const int64_t blocks = (L + T - 1) / T;
     std::vector<S> x(N);
     for (int64_t b = 0; b < batch; ++b) {
@@ -54,16 +57,17 @@ void forward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S*
         const S* Cb = C + b * L * N;  // (L, N)
         for (int64_t h = 0; h < H; ++h) {
             const int64_t bh = b * H + h;
-            const S* u_bh = u + bh * L;      // (L,)
-            const S* d_bh = delta + bh * L;  // (L,)
-            const S* A_h = A + h * N;        // (N,)
-            S* y_bh = y + bh * L;            // (L,)
+            const S* u_bh = u + b * su[0] + h * su[1];      // (L,), stride su[2]
+            const S* d_bh = delta + b * sd[0] + h * sd[1];  // (L,), stride sd[2]
+            const S* A_h = A + h * N;                       // (N,)
+            S* y_bh = y + b * sy[0] + h * sy[1];            // (L,), stride sy[2]
+            const S D_h = D ? D[h] : S(0);
             for (int64_t n = 0; n < N; ++n) x[n] = x0 ? x0[bh * N + n] : S(0);
             S* xp = x.data();
             for (int64_t blk = 0; blk < blocks; ++blk) {
                 std::copy(xp, xp + N, entering + (bh * blocks + blk) * N);
                 for (int64_t k = blk * T, e = std::min(k + T, L); k < e; ++k) {
-                    const S d = d_bh[k], du = d * u_bh[k];
+                    const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]], du = d * uk;
                     const S* Bk = Bb + k * N;
                     const S* Ck = Cb + k * N;
                     S acc = 0;
@@ -73,7 +77,7 @@ void forward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S*
                         xp[n] = exp_of(d * A_h[n]) * xp[n] + du * Bk[n];
                         acc += Ck[n] * xp[n];
                     }
-                    y_bh[k] = acc;
+                    y_bh[k * sy[2]] = acc + D_h * uk;
                 }
             }
             std::copy(xp, xp + N, x_last + bh * N);
@@ -85,11 +89,13 @@ void forward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S*
 //   ḡ_k = C_k ȳ_k + Ā_{k+1} ⊙ ḡ_{k+1}  (from ∂/∂x_L at the end),  ∂/∂(ΔA)_k = ḡ_k ⊙ Ā_k ⊙ x_{k−1},
 //   ∂Δ_k = Σ_n ∂/∂(ΔA)_{k,n} A_n + u_k Σ_n ḡ_{k,n} B_{k,n},  ∂u_k = Δ_k Σ_n ḡ_{k,n} B_{k,n}  (without D),
 //   ∂A_n = Σ_k ∂/∂(ΔA)_{k,n} Δ_k (per series: gA (batch, H, N), summed over the batch in Python),
-//   ∂B_k = Σ_h ḡ_k Δ_k u_k,  ∂C_k = Σ_h ȳ_k x_k  (gB, gC (batch, L, N), summed over h here), ∂x0 = Ā_0 ḡ_0.
+//   ∂B_k = Σ_h ḡ_k Δ_k u_k,  ∂C_k = Σ_h ȳ_k x_k  (gB, gC (batch, L, N), summed over h here), ∂x0 = Ā_0 ḡ_0,
+//   with D: ∂u_k += D ȳ_k and ∂D = Σ_k ȳ_k u_k (per series: gD (batch, H)).
 template <typename S>
-void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u, const S* delta,
-              const S* A, const S* B, const S* C, const S* entering, const S* gy, const S* gx_last,
-              S* gu, S* gdelta, S* gA, S* gB, S* gC, S* gx0) {
+void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u, const int64_t* su,
+              const S* delta, const int64_t* sd, const S* A, const S* B, const S* C, const S* D,
+              const S* entering, const S* gy, const int64_t* sgy, const S* gx_last, S* gu, const int64_t* sgu,
+              S* gdelta, const int64_t* sgd, S* gA, S* gB, S* gC, S* gD, S* gx0) {
     const int64_t blocks = (L + T - 1) / T;
     std::vector<S> xs(T * N), dA(T * N), g(N), gA_h(N);  // one block's states and Ā, ḡ, Σ_k ∂A
     std::fill(gB, gB + batch * L * N, S(0));
@@ -101,12 +107,14 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
         S* gCb = gC + b * L * N;
         for (int64_t h = 0; h < H; ++h) {
             const int64_t bh = b * H + h;
-            const S* u_bh = u + bh * L;
-            const S* d_bh = delta + bh * L;
-            const S* gy_bh = gy + bh * L;
+            const S* u_bh = u + b * su[0] + h * su[1];
+            const S* d_bh = delta + b * sd[0] + h * sd[1];
+            const S* gy_bh = gy + b * sgy[0] + h * sgy[1];
             const S* A_h = A + h * N;
-            S* gu_bh = gu + bh * L;
-            S* gd_bh = gdelta + bh * L;
+            S* gu_bh = gu + b * sgu[0] + h * sgu[1];
+            S* gd_bh = gdelta + b * sgd[0] + h * sgd[1];
+            const S D_h = D ? D[h] : S(0);
+            S gD_bh = 0;
             for (int64_t n = 0; n < N; ++n) {
                 g[n] = gx_last ? gx_last[bh * N + n] : S(0);  // carry: Ā_{k+1} ḡ_{k+1}
                 gA_h[n] = 0;
@@ -116,7 +124,7 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
                 const S* x_in = entering + (bh * blocks + blk) * N;  // x_{s−1}
                 // recompute the block's Ā_k and x_k from its entering state
                 for (int64_t k = s; k < e; ++k) {
-                    const S d = d_bh[k], du = d * u_bh[k];
+                    const S d = d_bh[k * sd[2]], du = d * u_bh[k * su[2]];
                     const S* Bk = Bb + k * N;
                     const S* prev = k == s ? x_in : xs.data() + (k - s - 1) * N;
                     S* xk = xs.data() + (k - s) * N;
@@ -128,7 +136,7 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
                     }
                 }
                 for (int64_t k = e - 1; k >= s; --k) {
-                    const S d = d_bh[k], uk = u_bh[k], du = d * uk, gyk = gy_bh[k];
+                    const S d = d_bh[k * sd[2]], uk = u_bh[k * su[2]], du = d * uk, gyk = gy_bh[k * sgy[2]];
                     const S* Bk = Bb + k * N;
                     const S* Ck = Cb + k * N;
                     const S* prev = k == s ? x_in : xs.data() + (k - s - 1) * N;
@@ -148,12 +156,14 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
                         sum_gB += gk * Bk[n];
                         g[n] = ak[n] * gk;  // carry to step k − 1
                     }
-                    gd_bh[k] = sum_dA + uk * sum_gB;
-                    gu_bh[k] = d * sum_gB;
+                    gd_bh[k * sgd[2]] = sum_dA + uk * sum_gB;
+                    gu_bh[k * sgu[2]] = d * sum_gB + D_h * gyk;
+                    gD_bh += gyk * uk;
                 }
             }
             std::copy(g.begin(), g.end(), gx0 + bh * N);
             std::copy(gA_h.begin(), gA_h.end(), gA + bh * N);
+            if (gD) gD[bh] = gD_bh;
         }
     }
 }
@@ -219,14 +229,18 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
 // C entry points, one per function and dtype: ssm_<name>_f32 / ssm_<name>_f64
 #define SSM_EXPORTS(S, suffix)                                                                                     \
     void ssm_scan_forward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u,           \
-                                   const S* delta, const S* A, const S* B, const S* C, const S* x0, S* y,           \
-                                   S* x_last, S* entering) {                                                        \
-        forward<S>(batch, H, L, N, T, u, delta, A, B, C, x0, y, x_last, entering);                                  \
+                                   const int64_t* su, const S* delta, const int64_t* sd, const S* A, const S* B,    \
+                                   const S* C, const S* D, const S* x0, S* y, const int64_t* sy, S* x_last,         \
+                                   S* entering) {                                                                   \
+        forward<S>(batch, H, L, N, T, u, su, delta, sd, A, B, C, D, x0, y, sy, x_last, entering);                   \
     }                                                                                                               \
     void ssm_scan_backward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S* u,          \
-                                    const S* delta, const S* A, const S* B, const S* C, const S* entering,          \
-                                    const S* gy, const S* gx_last, S* gu, S* gdelta, S* gA, S* gB, S* gC, S* gx0) { \
-        backward<S>(batch, H, L, N, T, u, delta, A, B, C, entering, gy, gx_last, gu, gdelta, gA, gB, gC, gx0);      \
+                                    const int64_t* su, const S* delta, const int64_t* sd, const S* A, const S* B,   \
+                                    const S* C, const S* D, const S* entering, const S* gy, const int64_t* sgy,     \
+                                    const S* gx_last, S* gu, const int64_t* sgu, S* gdelta, const int64_t* sgd,     \
+                                    S* gA, S* gB, S* gC, S* gD, S* gx0) {                                           \
+        backward<S>(batch, H, L, N, T, u, su, delta, sd, A, B, C, D, entering, gy, sgy, gx_last, gu, sgu, gdelta,   \
+                    sgd, gA, gB, gC, gD, gx0);                                                                      \
     }                                                                                                               \
     void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,             \
                                      const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {         \

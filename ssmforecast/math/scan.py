@@ -794,21 +794,22 @@ def _fused_parts(batch: int, numel: int) -> tuple[list[tuple[int, int]], int]:
 class _FusedSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, x0, block):
-        u, delta, A, B, C = (t.contiguous() for t in (u, delta, A, B, C))
-        x0 = None if x0 is None else x0.contiguous()
+        # u, Δ and y keep their strides: Mamba's Δ arrives time-major, (batch, L, H) transposed
+        A, B, C = (t.contiguous() for t in (A, B, C))
+        D, x0 = (None if t is None else t.contiguous() for t in (D, x0))
         batch, H, L = u.shape
         N = A.shape[1]
-        y, x_last = u.new_empty(batch, H, L), u.new_empty(batch, H, N)
+        time_major = u.stride(1) == 1 or delta.stride(1) == 1
+        y = u.new_empty(batch, L, H).transpose(1, 2) if time_major else u.new_empty(batch, H, L)  # (batch, H, L)
+        x_last = u.new_empty(batch, H, N)
         entering = u.new_empty(batch, H, -(-L // block), N)  # the state entering each block
         parts, threads = _fused_parts(batch, batch * H * N * L)
 
         def part(bounds):
             p = slice(*bounds)
-            _fused.forward(u[p], delta[p], A, B[p], C[p], None if x0 is None else x0[p], block, y[p], x_last[p], entering[p])
+            _fused.forward(u[p], delta[p], A, B[p], C[p], D, None if x0 is None else x0[p], block, y[p], x_last[p], entering[p])
 
         _map_parts(part, parts, threads, cpu=True)
-        if D is not None:
-            y = torch.addcmul(y, D[:, None], u)  # (batch, H, L)
         ctx.save_for_backward(u, delta, A, B, C, D, entering)
         ctx.block, ctx.parts, ctx.threads = block, parts, threads
         return y, x_last
@@ -817,23 +818,22 @@ class _FusedSelectiveScan(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gx_last):
         u, delta, A, B, C, D, entering = ctx.saved_tensors
-        gy = torch.zeros_like(u) if gy is None else gy.contiguous()  # (batch, H, L)
+        batch = u.shape[0]
+        gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L), any strides
         gx_last = None if gx_last is None else gx_last.contiguous()  # (batch, H, N)
-        gu, gdelta = torch.empty_like(u), torch.empty_like(u)  # (batch, H, L)
+        gu, gdelta = torch.empty_like(u), torch.empty_like(delta)  # (batch, H, L), the inputs' strides
         gB, gC = torch.empty_like(B), torch.empty_like(C)  # (batch, L, N)
-        gA, gx0 = u.new_empty(u.shape[0], *A.shape), u.new_empty(u.shape[0], *A.shape)  # (batch, H, N): ∂A per series
+        gA, gx0 = u.new_empty(batch, *A.shape), u.new_empty(batch, *A.shape)  # (batch, H, N): ∂A per series
+        gD = None if D is None else u.new_empty(batch, A.shape[0])  # (batch, H): ∂D per series
 
         def part(bounds):
             p = slice(*bounds)
-            part_gx_last = None if gx_last is None else gx_last[p]
-            outs = (gu[p], gdelta[p], gA[p], gB[p], gC[p], gx0[p])
-            _fused.backward(u[p], delta[p], A, B[p], C[p], entering[p], gy[p], part_gx_last, ctx.block, *outs)
+            part_gx_last, part_gD = (None if t is None else t[p] for t in (gx_last, gD))
+            outs = (gu[p], gdelta[p], gA[p], gB[p], gC[p], part_gD, gx0[p])
+            _fused.backward(u[p], delta[p], A, B[p], C[p], D, entering[p], gy[p], part_gx_last, ctx.block, *outs)
 
         _map_parts(part, ctx.parts, ctx.threads, cpu=True)
-        gD = None
-        if D is not None:
-            gu = torch.addcmul(gu, D[:, None], gy)  # (batch, H, L)
-            gD = (gy * u).sum(dim=(0, 2))  # (H,)
+        gD = None if gD is None else gD.sum(0)  # (H,)
         return gu, gdelta, gA.sum(0), gB, gC, gD, gx0 if ctx.needs_input_grad[6] else None, None
 
 

@@ -945,8 +945,9 @@ def test_fused_scan_split_over_threads_gives_the_same_bits_as_one_thread(monkeyp
 
 
 def test_fused_scan_reads_non_contiguous_inputs_and_leaves_them_unchanged():
-    """Transposed views (what a (batch, L, H) caller passes) give the reference values and
-    gradients; the caller's tensors are not modified."""
+    """Transposed views (what a (batch, L, H) caller passes: the C++ loops read and write through
+    the strides, no copies) give the reference values and gradients, also for an expanded incoming
+    gradient; the caller's tensors are not modified."""
     from ssmforecast.math.scan import selective_scan, selective_scan_seq
 
     _needs_fused()
@@ -965,6 +966,11 @@ def test_fused_scan_reads_non_contiguous_inputs_and_leaves_them_unchanged():
     for t, r, b in zip(args, ref_args, before):
         torch.testing.assert_close(t.grad, r.grad, rtol=1e-10, atol=1e-10)
         assert torch.equal(t.detach(), b)
+    # y.sum(): the incoming gradient is an expanded tensor (all strides 0)
+    grads = torch.autograd.grad(selective_scan(*args, block_size=7, inner="fused")[0].sum(), args)
+    ref_grads = torch.autograd.grad(selective_scan_seq(*ref_args)[0].sum(), ref_args)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
 
 
 def test_fused_scan_errors_and_fallbacks(monkeypatch):
