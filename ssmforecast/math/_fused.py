@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import warnings
 from pathlib import Path
 
@@ -28,12 +29,22 @@ ENV_SWITCH = "SSMFORECAST_FUSED_SCAN"
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
 
+def _cpu_flags() -> str:
+    """What ``-march=native`` compiles for: the CPU's feature flags (Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith("flags")), platform.machine())
+    except OSError:
+        return platform.machine()
+
+
 def _build_name() -> str:
-    """The extension's name, with a hash of the source and flags: each version builds into a folder of
-    its own, so a process never loads a library built from another version's source (the C
-    signatures change with it), also when two versions run side by side on one machine."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:12]
-    return f"ssmforecast_fused_scan_{digest}"
+    """The extension's name, with a hash of the source, the flags and the CPU's features: each
+    version builds into a folder of its own, so a process never loads a library built from another
+    version's source (the C signatures change with it), also when two versions run side by side,
+    nor one built for another CPU (a home directory shared by several machines)."""
+    key = SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_flags().encode()
+    return f"ssmforecast_fused_scan_{hashlib.sha256(key).hexdigest()[:12]}"
 
 
 @functools.cache

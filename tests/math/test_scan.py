@@ -1018,3 +1018,17 @@ def test_fused_scan_build_failure_warns_once(monkeypatch):
             assert _fused.library() is None
     finally:
         _fused.library.cache_clear()
+
+
+def test_fused_build_folder_follows_source_flags_and_cpu(monkeypatch):
+    """Each version of the C++ source, flag set and CPU builds into its own folder (a process never
+    loads a library built from another version's source or for another CPU); the name is stable."""
+    from ssmforecast.math import _fused
+
+    name = _fused._build_name()
+    assert name == _fused._build_name() and name.startswith("ssmforecast_fused_scan_")
+    monkeypatch.setattr(_fused, "_cpu_flags", lambda: "flags : sse2")
+    other_cpu = _fused._build_name()
+    monkeypatch.setattr(_fused, "FLAGS", _fused.FLAGS + ("-O2",))
+    other_flags = _fused._build_name()
+    assert len({name, other_cpu, other_flags}) == 3
