@@ -2,7 +2,8 @@
 
 torch's own extension builder (:func:`torch.utils.cpp_extension.load`) compiles the C++ file with the
 system's compiler into its cache (``~/.cache/torch_extensions``, or ``TORCH_EXTENSIONS_DIR``), a few
-seconds once per machine and version (the folder's name carries a hash of the source and flags),
+seconds once per machine and version (the folder's name carries a hash of the source, the flags
+and the CPU's features),
 guarded by its lock file against concurrent builds. The library has no Python bindings: ctypes calls release the GIL for the
 whole call, so Python threads run batch parts side by side on all cores.
 """
@@ -26,7 +27,9 @@ FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math")
 #: Set to "0" to keep the fused scan off (``inner="auto"`` then runs the block loop on the CPU).
 ENV_SWITCH = "SSMFORECAST_FUSED_SCAN"
 
-_DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
+_SUFFIXES = {torch.float32: "f32", torch.float64: "f64"}  # entry points ssm_<name>_<suffix>
+#: The dtypes the library is built for.
+DTYPES = tuple(_SUFFIXES)
 
 
 def _cpu_flags() -> str:
@@ -65,7 +68,7 @@ def library() -> ctypes.CDLL | None:
         )
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    for suffix in ("f32", "f64"):
+    for suffix in _SUFFIXES.values():
         getattr(lib, f"ssm_scan_forward_{suffix}").argtypes = [i64] * 5 + [ptr] * 13
         getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 21
         getattr(lib, f"ssm_conv_silu_step_{suffix}").argtypes = [i64] * 3 + [ptr, i64] + [ptr] * 5
@@ -82,7 +85,12 @@ def enabled() -> bool:
 
 def supports(*tensors: torch.Tensor) -> bool:
     """The fused scan runs float32 and float64 CPU tensors."""
-    return all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors)
+    return all(t.device.type == "cpu" and t.dtype in DTYPES for t in tensors)
+
+
+def _function(name: str, dtype: torch.dtype):
+    """The library's entry point ``ssm_<name>_<f32|f64>`` for this dtype."""
+    return getattr(library(), f"ssm_{name}_{_SUFFIXES[dtype]}")
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -99,7 +107,7 @@ def forward(u, delta, A, B, C, D, x0, block, y, x_last, entering) -> None:
     B, C, D, x0 and the outputs x_L, entering contiguous. Writes y (with D u), x_L and the entering
     states in place."""
     batch, H, L = u.shape
-    fn = getattr(library(), f"ssm_scan_forward_{_DTYPES[u.dtype][0]}")
+    fn = _function("scan_forward", u.dtype)
     fn(
         batch, H, L, A.shape[1], block, _ptr(u), _strides(u), _ptr(delta), _strides(delta),
         *map(_ptr, (A, B, C, D, x0, y)), _strides(y), _ptr(x_last), _ptr(entering),
@@ -111,7 +119,7 @@ def backward(u, delta, A, B, C, D, entering, gy, gx_last, block, gu, gdelta, gA,
     contiguous. Writes ∂u (with D ȳ), ∂Δ, the part's per-series ∂A (b, H, N) and ∂D (b, H) (when
     D is given), ∂B, ∂C and ∂x0 in place."""
     batch, H, L = u.shape
-    fn = getattr(library(), f"ssm_scan_backward_{_DTYPES[u.dtype][0]}")
+    fn = _function("scan_backward", u.dtype)
     fn(
         batch, H, L, A.shape[1], block, _ptr(u), _strides(u), _ptr(delta), _strides(delta),
         *map(_ptr, (A, B, C, D, entering, gy)), _strides(gy), _ptr(gx_last), _ptr(gu), _strides(gu),
@@ -134,7 +142,7 @@ def conv_silu_step(x, conv_state, w, bias):
     batch, H = x.shape
     K = w.shape[1]
     out, new_state = x.new_empty(batch, H), x.new_empty(batch, H, K - 1)
-    fn = getattr(library(), f"ssm_conv_silu_step_{_DTYPES[x.dtype][0]}")
+    fn = _function("conv_silu_step", x.dtype)
     fn(batch, H, K, _ptr(x), x.stride(0), *map(_ptr, (conv_state, w, bias, out, new_state)))
     return out, new_state
 
@@ -153,6 +161,6 @@ def selective_step(x, delta_raw, dt, B, C, state, A, D, z):
     batch, H = x.shape
     N = A.shape[1]
     y, new_state = x.new_empty(batch, H), x.new_empty(batch, H, N)
-    fn = getattr(library(), f"ssm_selective_step_{_DTYPES[x.dtype][0]}")
+    fn = _function("selective_step", x.dtype)
     fn(batch, H, N, *map(_ptr, (x, delta_raw, dt, B, C)), B.stride(0), *map(_ptr, (state, A, D, z)), z.stride(0), _ptr(y), _ptr(new_state))
     return y, new_state

@@ -399,7 +399,7 @@ def _auto_inner(device: torch.device, dtype: torch.dtype) -> str:
     accelerators the compiled "associative" scan where torch has it (H100, L 4,096, fwd+bwd: 7.8 ms
     vs 25.9 ms chunked at the same block), else "chunked"."""
     if device.type == "cpu":
-        fused = _fused.enabled() and dtype in (torch.float32, torch.float64) and _fused.library() is not None
+        fused = _fused.enabled() and dtype in _fused.DTYPES and _fused.library() is not None
         return "fused" if fused else "loop"
     return "associative" if device.type == "cuda" and _compiled_scan_works(device.index) else "chunked"
 
@@ -938,7 +938,7 @@ def _check_fused(device: torch.device, dtype: torch.dtype) -> None:
     """inner="fused" asked for explicitly: a CPU, float32 or float64, and a library that builds."""
     if device.type != "cpu":
         raise ValueError(f"inner='fused' runs on the CPU only, got tensors on {device}; use inner='auto'")
-    if dtype not in (torch.float32, torch.float64):
+    if dtype not in _fused.DTYPES:
         raise ValueError(f"inner='fused' runs float32 and float64 only, got {dtype}; use inner='loop'")
     if _fused.library() is None:
         raise ValueError("inner='fused': the C++ scan could not be built here (see the warning); use inner='loop'")
