@@ -27,3 +27,16 @@ def require_shared(found: bool, message: str) -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def needs_fused() -> None:
+    """The fused CPU code (ssmforecast/math/_fused_scan.cpp) is built with the system's C++ compiler:
+    without one there is nothing to test (the torch paths run instead) and the test is skipped; with
+    one, the build must succeed."""
+    import shutil
+
+    from ssmforecast.math import _fused
+
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler: the fused CPU code cannot be built here")
+    assert _fused.library() is not None, "a C++ compiler is here, yet the fused CPU code did not build"

@@ -73,7 +73,9 @@ def library() -> ctypes.CDLL | None:
         getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 21
         getattr(lib, f"ssm_conv_silu_step_{suffix}").argtypes = [i64] * 3 + [ptr, i64] + [ptr] * 5
         getattr(lib, f"ssm_selective_step_{suffix}").argtypes = [i64] * 3 + [ptr] * 5 + [i64] + [ptr] * 4 + [i64, ptr, ptr]
-        for kind in ("scan_forward", "scan_backward", "conv_silu_step", "selective_step"):
+        getattr(lib, f"ssm_diag_forward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 13
+        getattr(lib, f"ssm_diag_backward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 21
+        for kind in ("scan_forward", "scan_backward", "diag_forward", "diag_backward", "conv_silu_step", "selective_step"):
             getattr(lib, f"ssm_{kind}_{suffix}").restype = None
     return lib
 
@@ -81,6 +83,12 @@ def library() -> ctypes.CDLL | None:
 def enabled() -> bool:
     """Whether ``inner="auto"`` may use the fused scan (not switched off by ``SSMFORECAST_FUSED_SCAN=0``)."""
     return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def available(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``inner="auto"`` runs the fused code for tensors of this device and dtype: a CPU,
+    float32 / float64, not switched off, and a library that builds (built here on the first ask)."""
+    return device.type == "cpu" and dtype in DTYPES and enabled() and library() is not None
 
 
 def supports(*tensors: torch.Tensor) -> bool:
@@ -124,6 +132,33 @@ def backward(u, delta, A, B, C, D, entering, gy, gx_last, block, gu, gdelta, gA,
         batch, H, L, A.shape[1], block, _ptr(u), _strides(u), _ptr(delta), _strides(delta),
         *map(_ptr, (A, B, C, D, entering, gy)), _strides(gy), _ptr(gx_last), _ptr(gu), _strides(gu),
         _ptr(gdelta), _strides(gdelta), *map(_ptr, (gA, gB, gC, gD, gx0)),
+    )  # fmt: skip
+
+
+def diag_forward(u, delta, Lambda, B, C, D, x0, alpha, block, y, x_last, entering) -> None:
+    """One batch part of S4D's scan with a step per sample (see _fused_scan.cpp): u, Δ, y (b, H, L)
+    with any strides; Λ, B, C (H, n, 2) and x0, x_L (b, H, n, 2) as real views of complex tensors,
+    D (H,), the entering states (b, H, blocks, 2, n); ``alpha`` None for ZOH, else GBT(α). Writes y
+    (with D u), x_L and the entering states in place."""
+    batch, H, L = u.shape
+    fn = _function("diag_forward", u.dtype)
+    fn(
+        batch, H, L, Lambda.shape[1], block, alpha is None, 0.0 if alpha is None else alpha,
+        _ptr(u), _strides(u), _ptr(delta), _strides(delta), *map(_ptr, (Lambda, B, C, D, x0, y)), _strides(y),
+        _ptr(x_last), _ptr(entering),
+    )  # fmt: skip
+
+
+def diag_backward(u, delta, Lambda, B, C, D, entering, gy, gx_last, alpha, block, gu, gdelta, gLambda, gB, gC, gD, gx0) -> None:
+    """One batch part of its adjoint: u, Δ, ȳ, ∂u, ∂Δ (b, H, L) with any strides; the rest contiguous,
+    complex ones as real views. Writes ∂u (with D ȳ), ∂Δ, the per-series ∂Λ, ∂B, ∂C (b, H, n, 2) and
+    ∂D (b, H) (when D is given), and ∂x0 in place."""
+    batch, H, L = u.shape
+    fn = _function("diag_backward", u.dtype)
+    fn(
+        batch, H, L, Lambda.shape[1], block, alpha is None, 0.0 if alpha is None else alpha,
+        _ptr(u), _strides(u), _ptr(delta), _strides(delta), *map(_ptr, (Lambda, B, C, D, entering, gy)), _strides(gy),
+        _ptr(gx_last), _ptr(gu), _strides(gu), _ptr(gdelta), _strides(gdelta), *map(_ptr, (gLambda, gB, gC, gD, gx0)),
     )  # fmt: skip
 
 

@@ -22,23 +22,77 @@ namespace {
 // polynomial on |r| ≤ ln2 / 2, relative error ≈ 1e-7); written so that a loop of it vectorises
 // (libm's expf does not without -ffast-math). Inputs below −87.3 give 2^−126 · e^r (≈ 1e-38) instead of
 // a subnormal or 0: a state is multiplied by it, so the absolute error stays below 1e-37.
-__attribute__((always_inline)) inline float exp_f32(float x) noexcept {
-    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-    // k = round(x log₂e): adding 1.5 · 2²³ rounds to an integer in the float's last place
-    const float shifted = x * 1.44269504088896341f + 12582912.0f;
-    const float k = shifted - 12582912.0f;
-    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+// expm1 on |r| ≤ ln2 / 2: Cephes' expf polynomial, e^r − 1 = r + r² p(r)
+__attribute__((always_inline)) inline float expm1_reduced(float r) noexcept {
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    const float e = p * r * r + r + 1.0f;
+    return p * r * r + r;
+}
+
+// x = k ln 2 + r, k = round(x log₂e) (Cody–Waite in two parts; x clamped to [−87.3, 88.3]) → 2^k, r
+__attribute__((always_inline)) inline float reduce_exp(float x, float& r) noexcept {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    // k = round(x log₂e): adding 1.5 · 2²³ rounds to an integer in the float's last place
+    const float shifted = x * 1.44269504088896341f + 12582912.0f;
+    const float k = shifted - 12582912.0f;
+    r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
     const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;  // 2^k in the exponent field
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
-    return e * scale;
+    return scale;
+}
+
+// exp(x) = 2^k · exp(r), |r| ≤ ln2 / 2, relative error ≈ 1e-7; written so that a loop of it vectorises
+// (libm's expf does not without -ffast-math). Inputs below −87.3 give 2^−126 · e^r (≈ 1e-38) instead of
+// a subnormal or 0: a state is multiplied by it, so the absolute error stays below 1e-37.
+__attribute__((always_inline)) inline float exp_f32(float x) noexcept {
+    float r;
+    const float scale = reduce_exp(x, r);
+    return (expm1_reduced(r) + 1.0f) * scale;
+}
+
+// e^x and e^x − 1 together: 2^k (1 + m) and 2^k m + (2^k − 1), m = expm1(r); the second keeps its
+// relative precision for small |x| (k = 0: m itself)
+__attribute__((always_inline)) inline void exp_expm1(float x, float& e, float& em1) noexcept {
+    float r;
+    const float scale = reduce_exp(x, r);
+    const float m = expm1_reduced(r);
+    e = m * scale + scale;
+    em1 = m * scale + (scale - 1.0f);
+}
+__attribute__((always_inline)) inline void exp_expm1(double x, double& e, double& em1) noexcept {
+    e = std::exp(x);
+    em1 = std::expm1(x);
+}
+
+// sin x and cos x together: x = q π/2 + r (q = round(2x/π), Cody–Waite in three parts, accurate for
+// |x| up to ~10⁴), Cephes' sinf / cosf polynomials on |r| ≤ π/4, then the quadrant q mod 4 picks
+// (±sin r, ±cos r); branch-free, so a loop of it vectorises
+__attribute__((always_inline)) inline void sin_cos(float x, float& s, float& c) noexcept {
+    const float shifted = x * 0.636619772367581343f + 12582912.0f;
+    const float q = shifted - 12582912.0f;
+    const float r = ((x - q * 1.5703125f) - q * 4.837512969970703125e-4f) - q * 7.54978995489188216e-8f;
+    const float r2 = r * r;
+    float ps = -1.9515295891e-4f;
+    ps = ps * r2 + 8.3321608736e-3f;
+    ps = ps * r2 - 1.6666654611e-1f;
+    const float sr = ps * r2 * r + r;
+    float pc = 2.443315711809948e-5f;
+    pc = pc * r2 - 1.388731625493765e-3f;
+    pc = pc * r2 + 4.166664568298827e-2f;
+    const float cr = pc * r2 * r2 - 0.5f * r2 + 1.0f;
+    const int32_t qi = static_cast<int32_t>(q);
+    const float s0 = (qi & 1) ? cr : sr, c0 = (qi & 1) ? sr : cr;
+    s = (qi & 2) ? -s0 : s0;
+    c = ((qi + 1) & 2) ? -c0 : c0;
+}
+__attribute__((always_inline)) inline void sin_cos(double x, double& s, double& c) noexcept {
+    s = std::sin(x);
+    c = std::cos(x);
 }
 
 __attribute__((always_inline)) inline float exp_of(float x) noexcept { return exp_f32(x); }
@@ -168,6 +222,228 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// S4D with a step per sample (Gu et al. 2022 "On the parameterization and initialization of diagonal
+// SSMs" §2–3, with Δ_k = Δ · (t_k − t_{k−1})): per series b, channel h and complex mode n,
+//   x_k = Ā_k x_{k−1} + B̄_k u_k,  y_k = 2 Re Σ_n C_n x_{k,n} + D u_k,  B̄_k = β_k B, z_k = Δ_k Λ
+//   ZOH:    Ā = e^z,                    β = (e^z − 1)/Λ
+//   GBT(α): Ā = (1 + (1−α) z) w,        β = Δ w,  w = 1/(1 − α z)
+// Complex values are split into real and imaginary arrays (vectorised over the modes). Layouts:
+// u, Δ, y and their gradients (batch, H, L) with any strides; Λ, B, C (H, n, 2), x0, x_L (batch,
+// H, n, 2) interleaved as torch's view_as_real; the states entering each block (batch, H, blocks, 2, n).
+// ---------------------------------------------------------------------------------------------
+
+// Ā and the stored s of one mode for a step Δ: ZOH s = β; GBT s = w (β = Δ w)
+template <typename S, bool ZOH>
+__attribute__((always_inline)) inline void discretize_mode(S d, S alpha, S lr, S li, S ir, S ii, S& ar, S& ai, S& sr,
+                                                           S& si) noexcept {
+    if constexpr (ZOH) {
+        S e, em1, sn, cs;
+        exp_expm1(d * lr, e, em1);
+        sin_cos(d * li, sn, cs);
+        // cos b − 1 without cancellation where b is small: −sin²b / (1 + cos b)
+        const S cm1 = cs > S(0) ? -sn * sn / (S(1) + cs) : cs - S(1);
+        ar = e * cs;
+        ai = e * sn;
+        const S mr = em1 * cs + cm1;  // Re(e^z − 1)
+        sr = mr * ir - ai * ii;       // β = (e^z − 1) Λ⁻¹
+        si = mr * ii + ai * ir;
+    } else {
+        const S zr = d * lr, zi = d * li;
+        const S dr = S(1) - alpha * zr, di = -alpha * zi;  // 1 − α z
+        const S inv = S(1) / (dr * dr + di * di);
+        sr = dr * inv;  // w = 1/(1 − α z)
+        si = -di * inv;
+        const S nr = S(1) + (S(1) - alpha) * zr, ni = (S(1) - alpha) * zi;
+        ar = nr * sr - ni * si;
+        ai = nr * si + ni * sr;
+    }
+}
+
+// Λ, Λ⁻¹, B, C of channel h as eight split (n,) arrays in p
+template <typename S>
+void split_channel(int64_t n, int64_t h, const S* Lambda, const S* B, const S* C, S* p) {
+    S *lr = p, *li = p + n, *ir = p + 2 * n, *ii = p + 3 * n, *Br = p + 4 * n, *Bi = p + 5 * n, *Cr = p + 6 * n, *Ci = p + 7 * n;
+    for (int64_t m = 0; m < n; ++m) {
+        const int64_t j = (h * n + m) * 2;
+        lr[m] = Lambda[j];
+        li[m] = Lambda[j + 1];
+        const S mod2 = lr[m] * lr[m] + li[m] * li[m];
+        ir[m] = lr[m] / mod2;
+        ii[m] = -li[m] / mod2;
+        Br[m] = B[j];
+        Bi[m] = B[j + 1];
+        Cr[m] = C[j];
+        Ci[m] = C[j + 1];
+    }
+}
+
+template <typename S, bool ZOH>
+void diag_forward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S alpha, const S* u, const int64_t* su,
+                  const S* delta, const int64_t* sd, const S* Lambda, const S* B, const S* C, const S* D, const S* x0,
+                  S* y, const int64_t* sy, S* x_last, S* entering) {
+    const int64_t blocks = (L + T - 1) / T;
+    std::vector<S> par(8 * n), x(2 * n);
+    const S *lr = par.data(), *li = lr + n, *ir = li + n, *ii = ir + n, *Br = ii + n, *Bi = Br + n, *Cr = Bi + n, *Ci = Cr + n;
+    S *xr = x.data(), *xi = xr + n;
+    for (int64_t h = 0; h < H; ++h) {
+        split_channel(n, h, Lambda, B, C, par.data());
+        const S D_h = D ? D[h] : S(0);
+        for (int64_t b = 0; b < batch; ++b) {
+            const int64_t bh = b * H + h;
+            const S* u_bh = u + b * su[0] + h * su[1];
+            const S* d_bh = delta + b * sd[0] + h * sd[1];
+            S* y_bh = y + b * sy[0] + h * sy[1];
+            for (int64_t m = 0; m < n; ++m) {
+                xr[m] = x0 ? x0[(bh * n + m) * 2] : S(0);
+                xi[m] = x0 ? x0[(bh * n + m) * 2 + 1] : S(0);
+            }
+            for (int64_t blk = 0; blk < blocks; ++blk) {
+                std::copy(xr, xr + 2 * n, entering + (bh * blocks + blk) * 2 * n);
+                for (int64_t k = blk * T, e = std::min(k + T, L); k < e; ++k) {
+                    const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]];
+                    S acc = 0;
+                    // x_k = Ā_k x_{k−1} + β_k B u_k,  y_k = 2 Re Σ C x_k
+#pragma omp simd reduction(+ : acc)
+                    for (int64_t m = 0; m < n; ++m) {
+                        S ar, ai, sr, si;
+                        discretize_mode<S, ZOH>(d, alpha, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si);
+                        const S br = ZOH ? sr : d * sr, bi = ZOH ? si : d * si;  // β
+                        const S vr = (br * Br[m] - bi * Bi[m]) * uk, vi = (br * Bi[m] + bi * Br[m]) * uk;
+                        const S nr = ar * xr[m] - ai * xi[m] + vr, ni = ar * xi[m] + ai * xr[m] + vi;
+                        xr[m] = nr;
+                        xi[m] = ni;
+                        acc += Cr[m] * nr - Ci[m] * ni;
+                    }
+                    y_bh[k * sy[2]] = S(2) * acc + D_h * uk;
+                }
+            }
+            for (int64_t m = 0; m < n; ++m) {
+                x_last[(bh * n + m) * 2] = xr[m];
+                x_last[(bh * n + m) * 2 + 1] = xi[m];
+            }
+        }
+    }
+}
+
+// Adjoint, block by block backwards from recomputed states (torch's convention for complex
+// gradients: ∂f = ∂f/∂Re + i ∂f/∂Im; for w = a v holomorphic, ∂a = ∂w conj(v)):
+//   ḡ_k = 2 ȳ_k conj(C) + conj(Ā_{k+1}) ḡ_{k+1},  ∂Ā_k = ḡ_k conj(x_{k−1}),  ∂β_k = u_k ḡ_k conj(B),
+//   ∂u_k = Re Σ_n ḡ_k conj(B̄_k) + D ȳ_k,  ∂B = Σ_k u_k ḡ_k conj(β_k),  ∂C = Σ_k 2 ȳ_k conj(x_k),
+//   ZOH (dĀ/dz = Ā, ∂β/∂Δ = Ā, ∂β/∂Λ = (ΔĀ − β)/Λ):
+//     ∂Δ_k = Re Σ_n conj(Ā)(∂Ā conj(Λ) + ∂β),  ∂Λ = Σ_k Δ conj(Ā) ∂Ā + ∂β conj((ΔĀ − β)/Λ)
+//   GBT (dĀ/dz = ∂β/∂Δ = w², ∂β/∂Λ = αΔ² w²):
+//     ∂Δ_k = Re Σ_n conj(w²)(∂Ā conj(Λ) + ∂β),   ∂Λ = Σ_k Δ conj(w²)(∂Ā + αΔ ∂β)
+// ∂Λ, ∂B, ∂C (batch, H, n, 2) and ∂D (batch, H) per series (summed over the batch in Python), ∂x0 = conj(Ā_0) ḡ_0.
+template <typename S, bool ZOH>
+void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S alpha, const S* u, const int64_t* su,
+                   const S* delta, const int64_t* sd, const S* Lambda, const S* B, const S* C, const S* D,
+                   const S* entering, const S* gy, const int64_t* sgy, const S* gx_last, S* gu, const int64_t* sgu,
+                   S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC, S* gD, S* gx0) {
+    const int64_t blocks = (L + T - 1) / T;
+    std::vector<S> par(8 * n), acc(8 * n), buf(6 * T * n);  // parameters; ḡ, ∂Λ, ∂B, ∂C; one block's Ā, s, x
+    const S *lr = par.data(), *li = lr + n, *ir = li + n, *ii = ir + n, *Br = ii + n, *Bi = Br + n, *Cr = Bi + n, *Ci = Cr + n;
+    S *Gr = acc.data(), *Gi = Gr + n, *gLr = Gi + n, *gLi = gLr + n, *gBr = gLi + n, *gBi = gBr + n, *gCr = gBi + n, *gCi = gCr + n;
+    S *Ar = buf.data(), *Ai = Ar + T * n, *Sr = Ai + T * n, *Si = Sr + T * n, *Xr = Si + T * n, *Xi = Xr + T * n;
+    for (int64_t h = 0; h < H; ++h) {
+        split_channel(n, h, Lambda, B, C, par.data());
+        const S D_h = D ? D[h] : S(0);
+        for (int64_t b = 0; b < batch; ++b) {
+            const int64_t bh = b * H + h;
+            const S* u_bh = u + b * su[0] + h * su[1];
+            const S* d_bh = delta + b * sd[0] + h * sd[1];
+            const S* gy_bh = gy + b * sgy[0] + h * sgy[1];
+            S* gu_bh = gu + b * sgu[0] + h * sgu[1];
+            S* gd_bh = gdelta + b * sgd[0] + h * sgd[1];
+            std::fill(acc.begin(), acc.end(), S(0));
+            if (gx_last) {
+                for (int64_t m = 0; m < n; ++m) {
+                    Gr[m] = gx_last[(bh * n + m) * 2];
+                    Gi[m] = gx_last[(bh * n + m) * 2 + 1];
+                }
+            }
+            S gD_bh = 0;
+            for (int64_t blk = blocks - 1; blk >= 0; --blk) {
+                const int64_t s = blk * T, e = std::min(s + T, L);
+                const S* er = entering + (bh * blocks + blk) * 2 * n;  // x_{s−1}
+                const S* ei = er + n;
+                // recompute the block's Ā_k, s_k and x_k from its entering state
+                for (int64_t k = s; k < e; ++k) {
+                    const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]];
+                    const int64_t o = (k - s) * n;
+                    const S* pr = k == s ? er : Xr + o - n;
+                    const S* pi = k == s ? ei : Xi + o - n;
+#pragma omp simd
+                    for (int64_t m = 0; m < n; ++m) {
+                        S ar, ai, sr, si;
+                        discretize_mode<S, ZOH>(d, alpha, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si);
+                        Ar[o + m] = ar;
+                        Ai[o + m] = ai;
+                        Sr[o + m] = sr;
+                        Si[o + m] = si;
+                        const S br = ZOH ? sr : d * sr, bi = ZOH ? si : d * si;
+                        const S vr = (br * Br[m] - bi * Bi[m]) * uk, vi = (br * Bi[m] + bi * Br[m]) * uk;
+                        Xr[o + m] = ar * pr[m] - ai * pi[m] + vr;
+                        Xi[o + m] = ar * pi[m] + ai * pr[m] + vi;
+                    }
+                }
+                for (int64_t k = e - 1; k >= s; --k) {
+                    const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]], gyk = gy_bh[k * sgy[2]], g2 = S(2) * gyk;
+                    const int64_t o = (k - s) * n;
+                    const S* pr = k == s ? er : Xr + o - n;
+                    const S* pi = k == s ? ei : Xi + o - n;
+                    S sum_u = 0, sum_d = 0;
+#pragma omp simd reduction(+ : sum_u, sum_d)
+                    for (int64_t m = 0; m < n; ++m) {
+                        const S ar = Ar[o + m], ai = Ai[o + m];
+                        const S br = ZOH ? Sr[o + m] : d * Sr[o + m], bi = ZOH ? Si[o + m] : d * Si[o + m];  // β
+                        const S gr = g2 * Cr[m] + Gr[m], gi = -g2 * Ci[m] + Gi[m];  // ḡ_k
+                        gCr[m] += g2 * Xr[o + m];
+                        gCi[m] -= g2 * Xi[o + m];
+                        const S gar = gr * pr[m] + gi * pi[m], gai = gi * pr[m] - gr * pi[m];  // ∂Ā
+                        sum_u += gr * (br * Br[m] - bi * Bi[m]) + gi * (br * Bi[m] + bi * Br[m]);
+                        const S gbr = uk * (gr * Br[m] + gi * Bi[m]), gbi = uk * (gi * Br[m] - gr * Bi[m]);  // ∂β
+                        gBr[m] += uk * (gr * br + gi * bi);
+                        gBi[m] += uk * (gi * br - gr * bi);
+                        const S tr = gar * lr[m] + gai * li[m] + gbr, ti = gai * lr[m] - gar * li[m] + gbi;
+                        if constexpr (ZOH) {
+                            sum_d += ar * tr + ai * ti;
+                            const S q0r = d * ar - br, q0i = d * ai - bi;  // (ΔĀ − β) Λ⁻¹
+                            const S qr = q0r * ir[m] - q0i * ii[m], qi = q0r * ii[m] + q0i * ir[m];
+                            gLr[m] += d * (ar * gar + ai * gai) + gbr * qr + gbi * qi;
+                            gLi[m] += d * (ar * gai - ai * gar) + gbi * qr - gbr * qi;
+                        } else {
+                            const S wr = Sr[o + m], wi = Si[o + m];
+                            const S w2r = wr * wr - wi * wi, w2i = S(2) * wr * wi;
+                            sum_d += w2r * tr + w2i * ti;
+                            const S vr = gar + alpha * d * gbr, vi = gai + alpha * d * gbi;
+                            gLr[m] += d * (w2r * vr + w2i * vi);
+                            gLi[m] += d * (w2r * vi - w2i * vr);
+                        }
+                        Gr[m] = ar * gr + ai * gi;  // carry conj(Ā_k) ḡ_k to step k − 1
+                        Gi[m] = ar * gi - ai * gr;
+                    }
+                    gu_bh[k * sgu[2]] = sum_u + D_h * gyk;
+                    gd_bh[k * sgd[2]] = sum_d;
+                    gD_bh += gyk * uk;
+                }
+            }
+            for (int64_t m = 0; m < n; ++m) {
+                const int64_t j = (bh * n + m) * 2;
+                gx0[j] = Gr[m];
+                gx0[j + 1] = Gi[m];
+                gLambda[j] = gLr[m];
+                gLambda[j + 1] = gLi[m];
+                gB[j] = gBr[m];
+                gB[j + 1] = gBi[m];
+                gC[j] = gCr[m];
+                gC[j + 1] = gCi[m];
+            }
+            if (gD) gD[bh] = gD_bh;
+        }
+    }
+}
+
 // One streaming step of Mamba's causal depthwise conv and its SiLU, per series b and channel h:
 //   window = [conv_state, x] (K values, oldest first),  x' = silu(Σ_j w_j window_j + bias),
 //   new conv_state = window without its oldest value.
@@ -241,6 +517,22 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
                                     S* gA, S* gB, S* gC, S* gD, S* gx0) {                                           \
         backward<S>(batch, H, L, N, T, u, su, delta, sd, A, B, C, D, entering, gy, sgy, gx_last, gu, sgu, gdelta,   \
                     sgd, gA, gB, gC, gD, gx0);                                                                      \
+    }                                                                                                               \
+    void ssm_diag_forward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, int64_t zoh,           \
+                                   double alpha, const S* u, const int64_t* su, const S* delta, const int64_t* sd,   \
+                                   const S* Lambda, const S* B, const S* C, const S* D, const S* x0, S* y,           \
+                                   const int64_t* sy, S* x_last, S* entering) {                                     \
+        (zoh ? diag_forward<S, true> : diag_forward<S, false>)(batch, H, L, n, T, S(alpha), u, su, delta, sd,      \
+                                                               Lambda, B, C, D, x0, y, sy, x_last, entering);      \
+    }                                                                                                               \
+    void ssm_diag_backward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, int64_t zoh,          \
+                                    double alpha, const S* u, const int64_t* su, const S* delta, const int64_t* sd,  \
+                                    const S* Lambda, const S* B, const S* C, const S* D, const S* entering,          \
+                                    const S* gy, const int64_t* sgy, const S* gx_last, S* gu, const int64_t* sgu,    \
+                                    S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC, S* gD, S* gx0) {        \
+        (zoh ? diag_backward<S, true> : diag_backward<S, false>)(batch, H, L, n, T, S(alpha), u, su, delta, sd,    \
+                                                                 Lambda, B, C, D, entering, gy, sgy, gx_last, gu,  \
+                                                                 sgu, gdelta, sgd, gLambda, gB, gC, gD, gx0);      \
     }                                                                                                               \
     void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,             \
                                      const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {         \

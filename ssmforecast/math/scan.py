@@ -27,6 +27,7 @@ import torch
 from . import _fused
 from ._checks import check_broadcast, check_choice, check_finite
 from ._threads import one_intra_op_thread
+from .discretize import discretize_diag, method_alpha
 
 #: Values of ``method`` accepted by :func:`ssm_scan`.
 METHODS: tuple[str, ...] = ("auto", "chunked", "sequential")
@@ -399,8 +400,7 @@ def _auto_inner(device: torch.device, dtype: torch.dtype) -> str:
     accelerators the compiled "associative" scan where torch has it (H100, L 4,096, fwd+bwd: 7.8 ms
     vs 25.9 ms chunked at the same block), else "chunked"."""
     if device.type == "cpu":
-        fused = _fused.enabled() and dtype in _fused.DTYPES and _fused.library() is not None
-        return "fused" if fused else "loop"
+        return "fused" if _fused.available(device, dtype) else "loop"
     return "associative" if device.type == "cuda" and _compiled_scan_works(device.index) else "chunked"
 
 
@@ -942,3 +942,176 @@ def _check_fused(device: torch.device, dtype: torch.dtype) -> None:
         raise ValueError(f"inner='fused' runs float32 and float64 only, got {dtype}; use inner='loop'")
     if _fused.library() is None:
         raise ValueError("inner='fused': the C++ scan could not be built here (see the warning); use inner='loop'")
+
+
+# ---------------------------------------------------------------------------------------------
+# S4D with a step per sample
+# ---------------------------------------------------------------------------------------------
+
+
+# The same recurrence as discretize_diag + ssm_scan(conj_pairs=True), fused into one C++ loop per
+# series and channel (_fused_scan.cpp): Ā_k and B̄_k are formed from Δ_k inside the loop (own
+# vectorised exp, expm1 and sin / cos in float32), nothing of size (batch, H, L, n) is written, and
+# the adjoint recomputes each block of states from the one entering it.
+class _FusedDiagonalScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, Lambda, B, C, D, x0, alpha, block):
+        Lr, Br, Cr = (torch.view_as_real(t).contiguous() for t in (Lambda, B, C))  # (H, n, 2)
+        x0r = None if x0 is None else torch.view_as_real(x0).contiguous()  # (batch, H, n, 2)
+        D = None if D is None else D.contiguous()
+        batch, H, L = u.shape
+        n = Lambda.shape[1]
+        time_major = u.stride(1) == 1 or delta.stride(1) == 1
+        y = u.new_empty(batch, L, H).transpose(1, 2) if time_major else u.new_empty(batch, H, L)  # (batch, H, L)
+        x_last = u.new_empty(batch, H, n, 2)
+        entering = u.new_empty(batch, H, -(-L // block), 2, n)  # the state entering each block, split
+        parts, threads = _fused_parts(batch, batch * H * n * L * 8)  # ~8 real operations per complex mode-step
+
+        def part(bounds):
+            p = slice(*bounds)
+            x0p = None if x0r is None else x0r[p]
+            _fused.diag_forward(u[p], delta[p], Lr, Br, Cr, D, x0p, alpha, block, y[p], x_last[p], entering[p])
+
+        _map_parts(part, parts, threads, cpu=True)
+        ctx.save_for_backward(u, delta, Lr, Br, Cr, D, entering)
+        ctx.alpha, ctx.block, ctx.parts, ctx.threads = alpha, block, parts, threads
+        return y, torch.view_as_complex(x_last)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, gx_last):
+        u, delta, Lr, Br, Cr, D, entering = ctx.saved_tensors
+        batch = u.shape[0]
+        gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L), any strides
+        gx_last = None if gx_last is None else torch.view_as_real(gx_last.resolve_conj()).contiguous()
+        gu, gdelta = torch.empty_like(u), torch.empty_like(delta)  # (batch, H, L), the inputs' strides
+        gLambda, gB, gC, gx0 = (u.new_empty(batch, *Lr.shape) for _ in range(4))  # (batch, H, n, 2): per series
+        gD = None if D is None else u.new_empty(batch, Lr.shape[0])  # (batch, H)
+
+        def part(bounds):
+            p = slice(*bounds)
+            part_gx_last, part_gD = (None if t is None else t[p] for t in (gx_last, gD))
+            outs = (gu[p], gdelta[p], gLambda[p], gB[p], gC[p], part_gD, gx0[p])
+            _fused.diag_backward(u[p], delta[p], Lr, Br, Cr, D, entering[p], gy[p], part_gx_last, ctx.alpha, ctx.block, *outs)
+
+        _map_parts(part, ctx.parts, ctx.threads, cpu=True)
+        complex_sum = lambda t: torch.view_as_complex(t.sum(0))  # noqa: E731  (H, n)
+        gD = None if gD is None else gD.sum(0)  # (H,)
+        gx0 = torch.view_as_complex(gx0) if ctx.needs_input_grad[6] else None
+        return gu, gdelta, complex_sum(gLambda), complex_sum(gB), complex_sum(gC), gD, gx0, None, None
+
+
+#: Ways of running :func:`diagonal_scan` ("auto": "fused" on the CPU where the C++ library builds, else "reference").
+DIAGONAL_INNER: tuple[str, ...] = ("auto", "fused", "reference")
+
+
+# S4D with a step per sample (Gu et al. 2022 "On the parameterization and initialization of diagonal
+# SSMs" §2–3; the time-varying diagonal recurrence of S5, Smith et al. 2023 §3):
+#   x_k = Ā(Δ_k) ⊙ x_{k−1} + B̄(Δ_k) u_k,   y_k = 2 Re Σ_n C_n x_{k,n} + D u_k
+def diagonal_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    Lambda: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    x0: torch.Tensor | None = None,
+    *,
+    method: str = "zoh",
+    block_size: int | None = None,
+    inner: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """S4D's scan with its own step per sample; u, Δ (batch, H, L), Λ, B, C (H, n) → y (batch, H, L), x_L (batch, H, n).
+
+    Each of the n complex modes stands for itself and its conjugate (y takes twice the real part).
+    (Ā_k, B̄_k) is the discretization of (Λ, B) by ``method`` with step Δ_k
+    (:func:`~ssmforecast.math.discretize.discretize_diag`): ZOH Ā = e^{ΔΛ}, B̄ = (e^{ΔΛ} − 1) Λ⁻¹ B,
+    or GBT(α) Ā = (1 + (1−α)ΔΛ)/(1 − αΔΛ), B̄ = ΔB/(1 − αΔΛ).
+
+    Parameters
+    ----------
+    u, delta : Tensor of shape (batch, H, L)
+        Real input and step Δ_k per channel and sample (Δ · the time since the previous sample).
+    Lambda, B, C : Tensor of shape (H, n)
+        Diagonal state matrix (no zero entry for the fused ZOH), input and output vectors; complex
+        (real ones are taken as complex).
+    D : Tensor of shape (H,), optional
+        Real skip connection.
+    x0 : Tensor of shape (batch, H, n), optional
+        Complex state before the first step; zeros if omitted.
+    method : {"zoh", "bilinear", "euler", "backward_euler"}, default "zoh"
+    block_size : int, optional
+        Steps per block of the fused scan (states kept for the backward every T steps); default ``FUSED_BLOCK``.
+    inner : {"auto", "fused", "reference"}, default "auto"
+        "fused": one C++ loop per series and channel that forms Ā_k, B̄_k on the fly (float32 /
+        float64 on the CPU, built on first use like :func:`selective_scan`'s; its float32 exp,
+        expm1, sin and cos are within a few ulp of float64's for |Δ_k Im Λ| up to ~10⁴), with a
+        hand-written adjoint: memory O(batch · H · (L + n L / T)). "reference":
+        ``discretize_diag`` over the whole sequence and :func:`ssm_scan` under autograd, memory
+        O(batch · H · L · n). "auto" takes "fused" where it runs (and ``SSMFORECAST_FUSED_SCAN`` is not 0).
+
+    Returns
+    -------
+    y : Tensor of shape (batch, H, L)
+    x_last : Tensor of shape (batch, H, n)
+        Complex state after the last step, to pass as ``x0`` of the next call.
+
+    Raises
+    ------
+    ValueError
+        For shapes that disagree, L = 0, non-finite inputs, a complex u, Δ or D, an unknown
+        ``method`` or ``inner``, a block_size < 1, or ``inner="fused"`` where it cannot run (off the
+        CPU, another dtype, a library that does not build, a zero in Λ under ZOH).
+    """
+    check_choice("inner", inner, DIAGONAL_INNER)
+    alpha = method_alpha(method)
+    _check_diagonal(u, delta, Lambda, B, C, D, x0)
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
+        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+    real = torch.promote_types(u.dtype, delta.dtype)
+    for t in (Lambda, B, C, D, x0):
+        if t is not None:
+            real = torch.promote_types(real, t.real.dtype if t.is_complex() else t.dtype)
+    real = torch.promote_types(real, torch.float32)  # half precision: the scan accumulates in float32
+    cplx = torch.complex64 if real == torch.float32 else torch.complex128
+    zero = alpha is None and bool((Lambda == 0).any())  # the fused ZOH divides by Λ
+    if inner == "fused":
+        _check_fused(u.device, real)
+        if zero:
+            raise ValueError("inner='fused' with method='zoh' needs Λ without zero entries; use inner='reference'")
+    elif inner == "auto":
+        inner = "fused" if not zero and _fused.available(u.device, real) else "reference"
+    u, delta = u.to(real), delta.to(real)
+    Lambda, B, C = (t.to(cplx) for t in (Lambda, B, C))
+    D = None if D is None else D.to(real)
+    x0 = None if x0 is None else x0.to(cplx)
+    if inner == "fused":
+        L = u.shape[-1]
+        return _FusedDiagonalScan.apply(u, delta, Lambda, B, C, D, x0, alpha, min(block_size or FUSED_BLOCK, L))
+    dA, dB = discretize_diag(Lambda[:, None, :], B[:, None, :], delta, method)  # (batch, H, L, n)
+    return ssm_scan(u, dA, dB, C[:, None, :], D, x0, conj_pairs=True)
+
+
+def _check_diagonal(u, delta, Lambda, B, C, D, x0) -> None:
+    named = {"u": u, "delta": delta, "Lambda": Lambda, "B": B, "C": C} | ({} if D is None else {"D": D})
+    named |= {} if x0 is None else {"x0": x0}
+    for name, t in named.items():
+        check_finite(name, t)
+        _check_float(name, t)
+    for name in ("u", "delta", "D"):
+        if name in named and named[name].is_complex():
+            raise ValueError(f"{name} must be real, got dtype {named[name].dtype}")
+    if u.ndim != 3 or u.shape[-1] == 0:
+        raise ValueError(f"u must have shape (batch, H, L) with L >= 1, got {tuple(u.shape)}")
+    batch, H, _ = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(f"delta must have u's shape {tuple(u.shape)}, got {tuple(delta.shape)}")
+    if Lambda.ndim != 2 or Lambda.shape[0] != H:
+        raise ValueError(f"Lambda must have shape (H, n) = ({H}, n), got {tuple(Lambda.shape)}")
+    for name in ("B", "C"):
+        if named[name].shape != Lambda.shape:
+            raise ValueError(f"{name} must have Lambda's shape {tuple(Lambda.shape)}, got {tuple(named[name].shape)}")
+    if D is not None and D.shape != (H,):
+        raise ValueError(f"D must have shape (H,) = ({H},), got {tuple(D.shape)}")
+    if x0 is not None and x0.shape != (batch, *Lambda.shape):
+        raise ValueError(f"x0 must have shape (batch, H, n) = {(batch, *Lambda.shape)}, got {tuple(x0.shape)}")

@@ -33,7 +33,8 @@ from ..math.discretize import METHODS, discretize_diag, dplr_gbt, dplr_gbt_step,
 from ..math.conv import fft_conv
 from ..math.hippo import DIAGONAL_INITS, diagonal_init, dplr_legs
 from ..math.kernels import dplr_kernel, krylov_kernel, vandermonde_kernel
-from ..math.scan import ssm_scan
+from ..math import _fused
+from ..math.scan import diagonal_scan, ssm_scan
 from ._base import SequenceLayer, check_sequence_input, check_step_input, register_ssm_param, serial_step
 
 
@@ -351,14 +352,20 @@ class S4DLayer(SSMConvLayer):
         return torch.addcmul(y, K0.to(x.dtype), x[..., :1])  # + K̄⁰_k u_0
 
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
-        """Irregular steps: x (batch, H, L), dt (batch, L) → y (batch, H, L) by the diagonal scan,
+        """Irregular steps: x (batch, H, L), dt (batch, L) → y (batch, H, L) by the diagonal scan.
+
+        On the CPU (float32 / float64, except under the first-order hold) the fused C++ scan of
+        :func:`~ssmforecast.math.scan.diagonal_scan`, which forms Ā_k, B̄_k inside its loop. Otherwise
         in time blocks of T steps whose discretized (batch, H, T, n) tensors hold at most
         ``IRREGULAR_BLOCK_NUMEL`` values; under autograd each block is checkpointed (its Ā_k, B̄_k
         and states recomputed in the backward), so memory is O(batch · H · (L + T · n)), not
         O(batch · H · L · n)."""
         batch, H, L = x.shape
-        T = max(IRREGULAR_MIN_BLOCK, IRREGULAR_BLOCK_NUMEL // (batch * H * self.d_state // 2))
         delta = dt[:, None, :] * self._step_size().to(dt.dtype)[None, :, None]  # (batch, H, L)
+        if not self._foh and _fused.available(x.device, x.dtype):  # Ā_k, B̄_k formed inside one C++ loop
+            Lambda, B, C, D = self._Lambda(), torch.view_as_complex(self.B), self._C(), self.D.to(x.dtype)
+            return diagonal_scan(x, delta, Lambda, B, C, D, method=self.discretization)[0]
+        T = max(IRREGULAR_MIN_BLOCK, IRREGULAR_BLOCK_NUMEL // (batch * H * self.d_state // 2))
         if L <= T:
             return self._scan_block(x, delta, None, None)[0]
         ys, state, u_before = [], None, None

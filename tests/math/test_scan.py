@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
+from conftest import needs_fused
 from hypothesis import strategies as st
 
 from ssmforecast.math.scan import linear_recurrence, linear_recurrence_seq, ssm_scan
@@ -463,18 +463,6 @@ def _selective_args(batch=2, H=3, L=40, N=4, seed=3, dtype=torch.float64):
     return u, delta, A, B, C, D, x0
 
 
-def _needs_fused():
-    """The fused CPU scan is built with the system's C++ compiler: without one there is nothing to
-    test (the loop runs instead); with one, the build must succeed."""
-    import shutil
-
-    from ssmforecast.math import _fused
-
-    if shutil.which(os.environ.get("CXX", "c++")) is None:
-        pytest.skip("no C++ compiler: the fused CPU scan cannot be built here")
-    assert _fused.library() is not None, "a C++ compiler is here, yet the fused scan did not build"
-
-
 def test_selective_scan_seq_equals_materialised_ssm_scan():
     """The reference loop forms Ā = exp(ΔA), B̄u = ΔuB step by step; ssm_scan gets them materialised."""
     from ssmforecast.math.scan import selective_scan_seq
@@ -498,7 +486,7 @@ def test_selective_scan_values_and_gradients_equal_the_reference_loop(inner, blo
     if inner == "associative":  # a torch before associative_scan: the ValueError is tested below
         pytest.importorskip("torch._higher_order_ops.associative_scan", reason="this torch has no associative_scan")
     if inner == "fused":
-        _needs_fused()
+        needs_fused()
 
     u, delta, A, B, C, D, x0 = _selective_args(L=41)
     if not with_optional:
@@ -703,7 +691,7 @@ def test_selective_scan_split_runs_in_a_forked_child(monkeypatch, inner):
     import ssmforecast.math.scan as scan
 
     if inner == "fused":
-        _needs_fused()
+        needs_fused()
     monkeypatch.setattr(scan, "PARALLEL_STEP_NUMEL", 1)
     monkeypatch.setattr(scan, "FUSED_PARALLEL_NUMEL", 1)
     threads = torch.get_num_threads()
@@ -740,7 +728,7 @@ def test_selective_scan_float32_long_sequence_matches_float64(inner):
     from ssmforecast.math.scan import selective_scan
 
     if inner == "fused":
-        _needs_fused()
+        needs_fused()
     args64 = _selective_args(batch=2, H=4, L=3000, N=8, seed=11)
     y64, _ = selective_scan(*args64, block_size=256, inner="loop")
     y32, _ = selective_scan(*(t.float() for t in args64), block_size=256, inner=inner)
@@ -864,7 +852,7 @@ def test_fused_scan_exp_is_within_float32_rounding_of_float64():
     """One step from x0 = 1 with u = 0 leaves x_L = exp(Δ A): the C++ scan's own float32 exp stays
     within 3e-7 (2.5 ulp) of float64's over [−87, 88]; below −87.3 it gives at most 2^−126 · e^½
     (≈ 2e-38) in place of a subnormal or 0."""
-    _needs_fused()
+    needs_fused()
     from ssmforecast.math.scan import selective_scan
 
     def one_step(a: torch.Tensor) -> torch.Tensor:
@@ -908,7 +896,7 @@ def test_fused_scan_split_over_threads_gives_the_same_bits_as_one_thread(monkeyp
 
     from ssmforecast.math import _fused, scan
 
-    _needs_fused()
+    needs_fused()
     monkeypatch.setattr(scan, "FUSED_PARALLEL_NUMEL", 1)
     seen = []
     for kind in ("forward", "backward"):
@@ -952,7 +940,7 @@ def test_fused_scan_reads_non_contiguous_inputs_and_leaves_them_unchanged():
     gradient; the caller's tensors are not modified."""
     from ssmforecast.math.scan import selective_scan, selective_scan_seq
 
-    _needs_fused()
+    needs_fused()
     u, delta, A, B, C, D, x0 = _selective_args(batch=2, H=5, L=30, N=4)
     views = [u.transpose(1, 2).contiguous().transpose(1, 2), delta.transpose(1, 2).contiguous().transpose(1, 2),
              A.t().contiguous().t(), B, C, D, x0.transpose(1, 2).contiguous().transpose(1, 2)]
@@ -1046,7 +1034,7 @@ def test_fused_scan_fuzz_equals_the_reference_loop(batch, H, L, N, block, with_o
     step): the fused scan's values and gradients equal autograd through the float64 loop."""
     from ssmforecast.math.scan import selective_scan, selective_scan_seq
 
-    _needs_fused()
+    needs_fused()
     u, delta, A, B, C, D, x0 = _selective_args(batch=batch, H=H, L=L, N=N, seed=batch * 1000 + L)
     if not with_optional:
         D = x0 = None

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import needs_fused
 
 import ssmforecast.nn.mamba as mamba_module
 from ssmforecast.nn.mamba import MambaLayer
@@ -313,17 +314,6 @@ def test_bad_step_inputs():
 # --- the fused C++ step (CPU inference) ---------------------------------------------------------
 
 
-def _needs_fused():
-    import os
-    import shutil
-
-    from ssmforecast.math import _fused
-
-    if shutil.which(os.environ.get("CXX", "c++")) is None:
-        pytest.skip("no C++ compiler: the fused CPU step cannot be built here")
-    assert _fused.library() is not None, "a C++ compiler is here, yet the fused step did not build"
-
-
 def _count_fused_steps(monkeypatch):
     from ssmforecast.math import _fused
 
@@ -339,7 +329,7 @@ def test_fused_step_equals_the_torch_step(monkeypatch, dtype, tol, kwargs):
     """Without grad on the CPU the step runs as two C++ calls per layer (conv + SiLU, SSM + gate):
     same outputs and states as the torch step body (float64 to rounding), over an irregular stream,
     and the caller's state is not modified."""
-    _needs_fused()
+    needs_fused()
     calls = _count_fused_steps(monkeypatch)
     layer = _layer(dtype, **kwargs).eval()
     u, dt = _inputs(3, 12, layer.d_model, dtype)
@@ -363,7 +353,7 @@ def test_fused_step_equals_the_torch_step(monkeypatch, dtype, tol, kwargs):
 def test_fused_step_is_skipped_under_grad_autocast_and_the_switch(monkeypatch):
     """With autograd (training through steps), under CPU autocast, or with SSMFORECAST_FUSED_SCAN=0
     the torch step runs."""
-    _needs_fused()
+    needs_fused()
     from ssmforecast.math import _fused
 
     calls = _count_fused_steps(monkeypatch)

@@ -9,6 +9,7 @@ from ssmforecast.math.discretize import zoh_diag
 from ssmforecast.nn.s4 import S4DLayer, S4Layer
 
 from _stepping import run_steps as _stepped
+from conftest import needs_fused
 
 f64 = torch.float64
 
@@ -174,9 +175,11 @@ def test_s4d_irregular_scan_in_checkpointed_blocks_equals_one_block(name, monkey
     """Irregular steps: S4D's scan in time blocks (checkpointed under autograd; the first-order
     hold's u_{k−1} carried across a block border) gives the values and parameter gradients of one
     block over the whole sequence (float64), with and without grad, and autograd keeps a fraction
-    of the one-block memory."""
+    of the one-block memory. (The torch path: the fused C++ scan switched off.)"""
     import ssmforecast.nn.s4 as s4
+    from ssmforecast.math import _fused
 
+    monkeypatch.setenv(_fused.ENV_SWITCH, "0")
     layer = _layer(name).train()
     u, dt = torch.randn(3, 75, 4, dtype=f64, generator=torch.Generator().manual_seed(2)), _irregular_dt(3, 75)
     runs = {}
@@ -194,6 +197,36 @@ def test_s4d_irregular_scan_in_checkpointed_blocks_equals_one_block(name, monkey
     for a, b in zip(blocks, one):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert blocks_bytes < one_bytes / 4
+
+
+@pytest.mark.parametrize("name", ["s4d-lin-zoh", "s4d-legs-bilinear", "s4d-inv-zoh", "s4d-lin-foh"])
+def test_s4d_irregular_fused_scan_equals_the_torch_blocks(name, monkeypatch):
+    """Irregular steps on the CPU: ZOH and GBT layers run the fused diagonal scan (the first-order
+    hold keeps the torch blocks), with the values and parameter gradients of the torch path
+    (float64), with and without grad."""
+    import ssmforecast.nn.s4 as s4
+    from ssmforecast.math import _fused
+
+    layer = _layer(name).train()
+    u, dt = torch.randn(3, 75, 4, dtype=f64, generator=torch.Generator().manual_seed(2)), _irregular_dt(3, 75)
+    calls = []
+    original = s4.diagonal_scan
+    monkeypatch.setattr(s4, "diagonal_scan", lambda *a, **k: calls.append(k) or original(*a, **k))
+    runs = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv(_fused.ENV_SWITCH, switch)
+        layer.zero_grad()
+        y = layer(u, dt)
+        y.square().sum().backward()
+        with torch.no_grad():
+            y_no_grad = layer(u, dt)
+        runs[switch] = [y.detach(), y_no_grad] + [p.grad.clone() for p in layer.parameters()]
+    fused = name != "s4d-lin-foh"
+    if fused:
+        needs_fused()
+    assert len(calls) == (2 if fused else 0)
+    for a, b in zip(runs["1"], runs["0"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_s4d_irregular_gradients_finite_at_L_16384():
