@@ -15,6 +15,10 @@ What is measured (median wall time of one call over R repeats, after warm-up cal
    Δ per (batch, channel, step): :func:`~ssmforecast.math.scan.linear_recurrence` (chunked, T = 16)
    against :func:`~ssmforecast.math.scan.linear_recurrence_seq` (Python loop), forward only and
    forward + backward (gradients of (x·g).sum() w.r.t. a and b, g fixed).
+5. S4D with a step per sample: :func:`~ssmforecast.math.scan.diagonal_scan` (ZOH) of u (8, 64, L),
+   Δ (8, 64, L) and S4D-Lin's 32 modes (the layer's default d_state 64), forward + backward
+   (gradients w.r.t. u, Δ, Λ, B, C): the fused C++ scan against the reference (``discretize_diag``
+   over the whole sequence + :func:`~ssmforecast.math.scan.ssm_scan` under autograd).
 
 Δ is log-uniform in [1e-3, 1e-1] everywhere; every case seeds torch itself, so its inputs do not
 depend on which other cases run. Each case runs in a forked child (fresh heap): a warm-up call at
@@ -64,7 +68,7 @@ from ssmforecast.math.conv import fft_conv  # noqa: E402
 from ssmforecast.math.discretize import zoh_diag  # noqa: E402
 from ssmforecast.math.hippo import dplr_legs, s4d_lin  # noqa: E402
 from ssmforecast.math.kernels import dplr_kernel, vandermonde_kernel  # noqa: E402
-from ssmforecast.math.scan import linear_recurrence, linear_recurrence_seq  # noqa: E402
+from ssmforecast.math.scan import diagonal_scan, linear_recurrence, linear_recurrence_seq  # noqa: E402
 
 DTYPE = torch.float32
 CDTYPE = torch.complex64
@@ -222,6 +226,20 @@ def _scan_setup(sequential: bool, backward: bool) -> Callable[[int], Callable[[]
     return setup
 
 
+def _diagonal_scan_setup(inner: str) -> Callable[[int], Callable[[], object]]:
+    def setup(L: int) -> Callable[[], object]:
+        torch.manual_seed(SEED)
+        Lambda, B = s4d_lin(N_MODES // 2, dtype=DTYPE)  # (n,), (n,) complex
+        Lambda, B = Lambda.expand(H, -1).clone(), B.expand(H, -1).clone()  # (H, n)
+        C = torch.randn(H, N_MODES // 2, dtype=CDTYPE)  # (H, n)
+        u = torch.randn(BATCH, H, L, dtype=DTYPE)  # (B, H, L)
+        delta = _log_uniform_dt(BATCH, H, L)  # (B, H, L): a step per sample
+        call = lambda *args: diagonal_scan(*args, inner=inner)[0]  # noqa: E731  (B, H, L)
+        return _with_backward(call, (u, delta, Lambda, B, C), (BATCH, H, L))
+
+    return setup
+
+
 def build_cases(quick: bool, patterns: list[str] | None = None) -> list[Case]:
     """The cases in run order; with ``patterns``, only those whose "family: variant" contains one
     of them (case-insensitive)."""
@@ -240,6 +258,8 @@ def build_cases(quick: bool, patterns: list[str] | None = None) -> list[Case]:
         ("Scan", "fwd, sequential", scan_L, _scan_setup(sequential=True, backward=False)),
         ("Scan", "fwd+bwd, chunked", scan_L, _scan_setup(sequential=False, backward=True)),
         ("Scan", "fwd+bwd, sequential", scan_L, _scan_setup(sequential=True, backward=True)),
+        ("S4D irregular scan", "diagonal_scan fused, fwd+bwd", scan_L, _diagonal_scan_setup("fused")),
+        ("S4D irregular scan", "diagonal_scan reference, fwd+bwd", scan_L, _diagonal_scan_setup("reference")),
     ]
     if patterns is not None:
         wanted = [p.lower() for p in patterns]
@@ -429,7 +449,8 @@ def render(cases: list[Case], results: list[dict], repeats: int, command: str, t
     lines += [
         "",
         f"Shapes: S4D/S4 kernels H = {H}, N = {N_MODES} conjugate-pair modes, per-channel Δ; FFT conv "
-        f"u ({BATCH}, {H}, L), K̄ ({H}, L); scans a, b ({BATCH}, {H}, L, {N_SCAN}), chunk T = {CHUNK}, "
+        f"u ({BATCH}, {H}, L), K̄ ({H}, L); scans a, b ({BATCH}, {H}, L, {N_SCAN}), chunk T = {CHUNK}; "
+        f"S4D irregular scan u, Δ ({BATCH}, {H}, L), {N_MODES // 2} S4D-Lin modes, ZOH; "
         "fwd+bwd = gradients of (out·g).sum(), g fixed, w.r.t. every input (scans: a and b).  ",
         "Growth exp. = log(t/t_prev) / log(L/L_prev) against the previous L of the same case. "
         "Seq/chunked = t(linear_recurrence_seq) / t(linear_recurrence) at equal L and mode.  ",

@@ -73,8 +73,8 @@ def library() -> ctypes.CDLL | None:
         getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 21
         getattr(lib, f"ssm_conv_silu_step_{suffix}").argtypes = [i64] * 3 + [ptr, i64] + [ptr] * 5
         getattr(lib, f"ssm_selective_step_{suffix}").argtypes = [i64] * 3 + [ptr] * 5 + [i64] + [ptr] * 4 + [i64, ptr, ptr]
-        getattr(lib, f"ssm_diag_forward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 13
-        getattr(lib, f"ssm_diag_backward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 21
+        getattr(lib, f"ssm_diag_forward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 14
+        getattr(lib, f"ssm_diag_backward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 23
         for kind in ("scan_forward", "scan_backward", "diag_forward", "diag_backward", "conv_silu_step", "selective_step"):
             getattr(lib, f"ssm_{kind}_{suffix}").restype = None
     return lib
@@ -135,30 +135,37 @@ def backward(u, delta, A, B, C, D, entering, gy, gx_last, block, gu, gdelta, gA,
     )  # fmt: skip
 
 
-def diag_forward(u, delta, Lambda, B, C, D, x0, alpha, block, y, x_last, entering) -> None:
+#: The discretizations of the fused diagonal scan, by the code its C++ entry points take.
+DIAG_KINDS = {"zoh": 0, "gbt": 1, "foh": 2}
+
+
+def diag_forward(u, delta, Lambda, B, C, D, x0, u_before, kind, alpha, block, y, x_last, entering) -> None:
     """One batch part of S4D's scan with a step per sample (see _fused_scan.cpp): u, Δ, y (b, H, L)
     with any strides; Λ, B, C (H, n, 2) and x0, x_L (b, H, n, 2) as real views of complex tensors,
-    D (H,), the entering states (b, H, blocks, 2, n); ``alpha`` None for ZOH, else GBT(α). Writes y
-    (with D u), x_L and the entering states in place."""
+    D (H,), u_before (b, H) (first-order hold), the entering states (b, H, blocks, 2, n); ``kind``
+    a key of DIAG_KINDS, ``alpha`` GBT's α. Writes y (with D u), x_L and the entering states in place."""
     batch, H, L = u.shape
     fn = _function("diag_forward", u.dtype)
     fn(
-        batch, H, L, Lambda.shape[1], block, alpha is None, 0.0 if alpha is None else alpha,
-        _ptr(u), _strides(u), _ptr(delta), _strides(delta), *map(_ptr, (Lambda, B, C, D, x0, y)), _strides(y),
+        batch, H, L, Lambda.shape[1], block, DIAG_KINDS[kind], alpha,
+        _ptr(u), _strides(u), _ptr(delta), _strides(delta), *map(_ptr, (Lambda, B, C, D, x0, u_before, y)), _strides(y),
         _ptr(x_last), _ptr(entering),
     )  # fmt: skip
 
 
-def diag_backward(u, delta, Lambda, B, C, D, entering, gy, gx_last, alpha, block, gu, gdelta, gLambda, gB, gC, gD, gx0) -> None:
-    """One batch part of its adjoint: u, Δ, ȳ, ∂u, ∂Δ (b, H, L) with any strides; the rest contiguous,
-    complex ones as real views. Writes ∂u (with D ȳ), ∂Δ, the per-series ∂Λ, ∂B, ∂C (b, H, n, 2) and
-    ∂D (b, H) (when D is given), and ∂x0 in place."""
+def diag_backward(u, delta, Lambda, B, C, D, u_before, entering, gy, gx_last, kind, alpha, block, grads) -> None:
+    """One batch part of its adjoint: u, Δ, ȳ (b, H, L) with any strides; the rest contiguous,
+    complex ones as real views. ``grads`` = (∂u, ∂Δ (b, H, L), any strides; the per-series ∂Λ, ∂B,
+    ∂C (b, H, n, 2); ∂D (b, H) or None; ∂x0 (b, H, n, 2); ∂u_before (b, H) or None), written in place
+    (∂u with D ȳ; without u_before the first-order hold's u_{−1} = u_0 term goes to ∂u_0)."""
     batch, H, L = u.shape
+    gu, gdelta, gLambda, gB, gC, gD, gx0, gu_before = grads
     fn = _function("diag_backward", u.dtype)
     fn(
-        batch, H, L, Lambda.shape[1], block, alpha is None, 0.0 if alpha is None else alpha,
-        _ptr(u), _strides(u), _ptr(delta), _strides(delta), *map(_ptr, (Lambda, B, C, D, entering, gy)), _strides(gy),
-        _ptr(gx_last), _ptr(gu), _strides(gu), _ptr(gdelta), _strides(gdelta), *map(_ptr, (gLambda, gB, gC, gD, gx0)),
+        batch, H, L, Lambda.shape[1], block, DIAG_KINDS[kind], alpha,
+        _ptr(u), _strides(u), _ptr(delta), _strides(delta), *map(_ptr, (Lambda, B, C, D, u_before, entering, gy)),
+        _strides(gy), _ptr(gx_last), _ptr(gu), _strides(gu), _ptr(gdelta), _strides(gdelta),
+        *map(_ptr, (gLambda, gB, gC, gD, gx0, gu_before)),
     )  # fmt: skip
 
 

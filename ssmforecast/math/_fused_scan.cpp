@@ -225,19 +225,23 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
 // ---------------------------------------------------------------------------------------------
 // S4D with a step per sample (Gu et al. 2022 "On the parameterization and initialization of diagonal
 // SSMs" §2–3, with Δ_k = Δ · (t_k − t_{k−1})): per series b, channel h and complex mode n,
-//   x_k = Ā_k x_{k−1} + B̄_k u_k,  y_k = 2 Re Σ_n C_n x_{k,n} + D u_k,  B̄_k = β_k B, z_k = Δ_k Λ
-//   ZOH:    Ā = e^z,                    β = (e^z − 1)/Λ
-//   GBT(α): Ā = (1 + (1−α) z) w,        β = Δ w,  w = 1/(1 − α z)
-// Complex values are split into real and imaginary arrays (vectorised over the modes). Layouts:
-// u, Δ, y and their gradients (batch, H, L) with any strides; Λ, B, C (H, n, 2), x0, x_L (batch,
-// H, n, 2) interleaved as torch's view_as_real; the states entering each block (batch, H, blocks, 2, n).
+//   x_k = Ā_k x_{k−1} + c_k B,  y_k = 2 Re Σ_n C_n x_{k,n} + D u_k,  z_k = Δ_k Λ,
+//   ZOH:    Ā = e^z,  c = β u_k,  β = (e^z − 1)/Λ = Δ φ₁(z)
+//   GBT(α): Ā = (1 + (1−α) z) w,  c = β u_k,  β = Δ w,  w = 1/(1 − α z)
+//   FOH:    Ā = e^z,  c = γ₀ u_{k−1} + γ₁ u_k,  γ₁ = Δ φ₂(z),  γ₀ = β − γ₁  (u_{−1}: u_before, else u_0)
+// with φ₁(z) = (e^z − 1)/z, φ₂(z) = (e^z − 1 − z)/z² (docs/time.md). Complex values are split into
+// real and imaginary arrays (vectorised over the modes). Layouts: u, Δ, y and their gradients
+// (batch, H, L) with any strides; Λ, B, C (H, n, 2), x0, x_L (batch, H, n, 2) interleaved as torch's
+// view_as_real; u_before (batch, H); the states entering each block (batch, H, blocks, 2, n).
 // ---------------------------------------------------------------------------------------------
 
-// Ā and the stored s of one mode for a step Δ: ZOH s = β; GBT s = w (β = Δ w)
-template <typename S, bool ZOH>
+enum Kind { ZOH = 0, GBT = 1, FOH = 2 };
+
+// Ā and s of one mode for a step Δ: ZOH and FOH s = β; GBT s = w (β = Δ w)
+template <typename S, int K>
 __attribute__((always_inline)) inline void discretize_mode(S d, S alpha, S lr, S li, S ir, S ii, S& ar, S& ai, S& sr,
                                                            S& si) noexcept {
-    if constexpr (ZOH) {
+    if constexpr (K != GBT) {
         S e, em1, sn, cs;
         exp_expm1(d * lr, e, em1);
         sin_cos(d * li, sn, cs);
@@ -260,6 +264,57 @@ __attribute__((always_inline)) inline void discretize_mode(S d, S alpha, S lr, S
     }
 }
 
+// Taylor series on |z| < 1 of φ₂(z) = Σ_j z^j/(j+2)! and φ₂'(z) = Σ_j (j+1) z^j/(j+3)!: 10 terms in
+// float (truncation < 3e-9), 17 in double (< 1e-17)
+constexpr double PHI2_SERIES[17] = {1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+                                    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,
+                                    1.0 / 6227020800, 1.0 / 87178291200, 1.0 / 1307674368000,
+                                    1.0 / 20922789888000, 1.0 / 355687428096000, 1.0 / 6402373705728000};
+template <typename S>
+constexpr int SERIES_TERMS = sizeof(S) == 4 ? 10 : 17;
+
+// Σ_j c_j z^j by Horner, c_j = (j + 1)^power / (j + 2 + power)! (power 0: φ₂, power 1: φ₂')
+template <typename S, int power>
+__attribute__((always_inline)) inline void phi2_series(S zr, S zi, S& r, S& i) noexcept {
+    constexpr int J = SERIES_TERMS<S>;
+    auto coef = [](int j) { return S(power ? (j + 1) * PHI2_SERIES[j + 1] : PHI2_SERIES[j]); };
+    r = coef(J - 1);
+    i = S(0);
+    for (int j = J - 2; j >= 0; --j) {
+        const S t = r * zr - i * zi + coef(j);
+        i = r * zi + i * zr;
+        r = t;
+    }
+}
+
+// The first-order hold's terms of one mode besides Ā and β: γ₁ = Δ φ₂, and for the backward
+// p = ∂γ₁/∂Δ = φ₁ − φ₂, q = ∂γ₁/∂Λ = Δ² φ₂'. |z| < 1: the series (φ₁ = 1 + z φ₂); else the closed
+// forms φ₁ = β/Δ, φ₂ = (φ₁ − 1)/z, φ₂' = (φ₁ − 2 φ₂)/z, whose cancellation costs at most ~10× there.
+template <typename S>
+__attribute__((always_inline)) inline void foh_terms(S d, S lr, S li, S ir, S ii, S br, S bi, S& g1r, S& g1i, S& pr,
+                                                     S& pi, S& qr, S& qi) noexcept {
+    const S zr = d * lr, zi = d * li;
+    S t2r, t2i, t3r, t3i;
+    phi2_series<S, 0>(zr, zi, t2r, t2i);
+    phi2_series<S, 1>(zr, zi, t3r, t3i);
+    const S invd = S(1) / d;  // not read where Δ = 0 (then |z| < 1)
+    const S c1r = br * invd, c1i = bi * invd;  // φ₁
+    const S izr = ir * invd, izi = ii * invd;  // 1/z = Λ⁻¹/Δ
+    const S c2r = (c1r - S(1)) * izr - c1i * izi, c2i = (c1r - S(1)) * izi + c1i * izr;  // φ₂
+    const S er = c1r - S(2) * c2r, ei = c1i - S(2) * c2i;
+    const S c3r = er * izr - ei * izi, c3i = er * izi + ei * izr;  // φ₂'
+    const bool small = zr * zr + zi * zi < S(1);
+    const S p1r = small ? S(1) + zr * t2r - zi * t2i : c1r, p1i = small ? zr * t2i + zi * t2r : c1i;
+    const S p2r = small ? t2r : c2r, p2i = small ? t2i : c2i;
+    const S p3r = small ? t3r : c3r, p3i = small ? t3i : c3i;
+    g1r = d * p2r;
+    g1i = d * p2i;
+    pr = p1r - p2r;
+    pi = p1i - p2i;
+    qr = d * d * p3r;
+    qi = d * d * p3i;
+}
+
 // Λ, Λ⁻¹, B, C of channel h as eight split (n,) arrays in p
 template <typename S>
 void split_channel(int64_t n, int64_t h, const S* Lambda, const S* B, const S* C, S* p) {
@@ -278,10 +333,10 @@ void split_channel(int64_t n, int64_t h, const S* Lambda, const S* B, const S* C
     }
 }
 
-template <typename S, bool ZOH>
+template <typename S, int K>
 void diag_forward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S alpha, const S* u, const int64_t* su,
                   const S* delta, const int64_t* sd, const S* Lambda, const S* B, const S* C, const S* D, const S* x0,
-                  S* y, const int64_t* sy, S* x_last, S* entering) {
+                  const S* u_before, S* y, const int64_t* sy, S* x_last, S* entering) {
     const int64_t blocks = (L + T - 1) / T;
     std::vector<S> par(8 * n), x(2 * n);
     const S *lr = par.data(), *li = lr + n, *ir = li + n, *ii = ir + n, *Br = ii + n, *Bi = Br + n, *Cr = Bi + n, *Ci = Cr + n;
@@ -298,24 +353,32 @@ void diag_forward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S a
                 xr[m] = x0 ? x0[(bh * n + m) * 2] : S(0);
                 xi[m] = x0 ? x0[(bh * n + m) * 2 + 1] : S(0);
             }
+            S u_prev = u_before ? u_before[bh] : u_bh[0];  // FOH: u_{k−1}
             for (int64_t blk = 0; blk < blocks; ++blk) {
                 std::copy(xr, xr + 2 * n, entering + (bh * blocks + blk) * 2 * n);
                 for (int64_t k = blk * T, e = std::min(k + T, L); k < e; ++k) {
                     const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]];
                     S acc = 0;
-                    // x_k = Ā_k x_{k−1} + β_k B u_k,  y_k = 2 Re Σ C x_k
+                    // x_k = Ā_k x_{k−1} + c_k B,  y_k = 2 Re Σ C x_k
 #pragma omp simd reduction(+ : acc)
                     for (int64_t m = 0; m < n; ++m) {
                         S ar, ai, sr, si;
-                        discretize_mode<S, ZOH>(d, alpha, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si);
-                        const S br = ZOH ? sr : d * sr, bi = ZOH ? si : d * si;  // β
-                        const S vr = (br * Br[m] - bi * Bi[m]) * uk, vi = (br * Bi[m] + bi * Br[m]) * uk;
-                        const S nr = ar * xr[m] - ai * xi[m] + vr, ni = ar * xi[m] + ai * xr[m] + vi;
+                        discretize_mode<S, K>(d, alpha, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si);
+                        S cr = (K == GBT ? d * sr : sr) * uk, ci = (K == GBT ? d * si : si) * uk;  // β u_k
+                        if constexpr (K == FOH) {  // β u_{k−1} + γ₁ (u_k − u_{k−1})
+                            S g1r, g1i, pr, pi, qr, qi;
+                            foh_terms<S>(d, lr[m], li[m], ir[m], ii[m], sr, si, g1r, g1i, pr, pi, qr, qi);
+                            cr = sr * u_prev + g1r * (uk - u_prev);
+                            ci = si * u_prev + g1i * (uk - u_prev);
+                        }
+                        const S nr = ar * xr[m] - ai * xi[m] + cr * Br[m] - ci * Bi[m];
+                        const S ni = ar * xi[m] + ai * xr[m] + cr * Bi[m] + ci * Br[m];
                         xr[m] = nr;
                         xi[m] = ni;
                         acc += Cr[m] * nr - Ci[m] * ni;
                     }
                     y_bh[k * sy[2]] = S(2) * acc + D_h * uk;
+                    u_prev = uk;
                 }
             }
             for (int64_t m = 0; m < n; ++m) {
@@ -328,23 +391,28 @@ void diag_forward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S a
 
 // Adjoint, block by block backwards from recomputed states (torch's convention for complex
 // gradients: ∂f = ∂f/∂Re + i ∂f/∂Im; for w = a v holomorphic, ∂a = ∂w conj(v)):
-//   ḡ_k = 2 ȳ_k conj(C) + conj(Ā_{k+1}) ḡ_{k+1},  ∂Ā_k = ḡ_k conj(x_{k−1}),  ∂β_k = u_k ḡ_k conj(B),
-//   ∂u_k = Re Σ_n ḡ_k conj(B̄_k) + D ȳ_k,  ∂B = Σ_k u_k ḡ_k conj(β_k),  ∂C = Σ_k 2 ȳ_k conj(x_k),
-//   ZOH (dĀ/dz = Ā, ∂β/∂Δ = Ā, ∂β/∂Λ = (ΔĀ − β)/Λ):
-//     ∂Δ_k = Re Σ_n conj(Ā)(∂Ā conj(Λ) + ∂β),  ∂Λ = Σ_k Δ conj(Ā) ∂Ā + ∂β conj((ΔĀ − β)/Λ)
+//   ḡ_k = 2 ȳ_k conj(C) + conj(Ā_{k+1}) ḡ_{k+1},  ∂Ā_k = ḡ_k conj(x_{k−1}),  ∂c_k = ḡ_k conj(B),
+//   ∂B = Σ_k ḡ_k conj(c_k),  ∂C = Σ_k 2 ȳ_k conj(x_k),  ∂u_k = Re Σ_n ḡ_k conj(∂c_k/∂u_k B) + D ȳ_k
+//   (+ the next step's Re Σ_n ḡ_{k+1} conj(γ₀ B) under FOH),  ∂β = ∂c u_k (FOH: u_{k−1}), ∂γ₁ = ∂c (u_k − u_{k−1});
+//   ZOH, FOH (dĀ/dz = ∂β/∂Δ = Ā, ∂β/∂Λ = (ΔĀ − β)/Λ; FOH also ∂γ₁/∂Δ = p, ∂γ₁/∂Λ = q):
+//     ∂Δ_k = Re Σ_n conj(Ā)(∂Ā conj(Λ) + ∂β) [+ ∂γ₁ conj(p)],  ∂Λ = Σ_k Δ conj(Ā) ∂Ā + ∂β conj((ΔĀ − β)/Λ) [+ ∂γ₁ conj(q)]
 //   GBT (dĀ/dz = ∂β/∂Δ = w², ∂β/∂Λ = αΔ² w²):
 //     ∂Δ_k = Re Σ_n conj(w²)(∂Ā conj(Λ) + ∂β),   ∂Λ = Σ_k Δ conj(w²)(∂Ā + αΔ ∂β)
-// ∂Λ, ∂B, ∂C (batch, H, n, 2) and ∂D (batch, H) per series (summed over the batch in Python), ∂x0 = conj(Ā_0) ḡ_0.
-template <typename S, bool ZOH>
+// ∂Λ, ∂B, ∂C (batch, H, n, 2) and ∂D (batch, H) per series (summed over the batch in Python), ∂x0 =
+// conj(Ā_0) ḡ_0; FOH: ∂u_before (batch, H) where u_before is given, else that term is added to ∂u_0.
+template <typename S, int K>
 void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S alpha, const S* u, const int64_t* su,
                    const S* delta, const int64_t* sd, const S* Lambda, const S* B, const S* C, const S* D,
-                   const S* entering, const S* gy, const int64_t* sgy, const S* gx_last, S* gu, const int64_t* sgu,
-                   S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC, S* gD, S* gx0) {
+                   const S* u_before, const S* entering, const S* gy, const int64_t* sgy, const S* gx_last, S* gu,
+                   const int64_t* sgu, S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC, S* gD, S* gx0,
+                   S* gu_before) {
     const int64_t blocks = (L + T - 1) / T;
-    std::vector<S> par(8 * n), acc(8 * n), buf(6 * T * n);  // parameters; ḡ, ∂Λ, ∂B, ∂C; one block's Ā, s, x
+    constexpr int stored = K == FOH ? 12 : 6;  // per step and mode: Ā, s, x (FOH: and γ₁, p, q)
+    std::vector<S> par(8 * n), acc(8 * n), buf(stored * T * n);  // parameters; ḡ, ∂Λ, ∂B, ∂C; one block
     const S *lr = par.data(), *li = lr + n, *ir = li + n, *ii = ir + n, *Br = ii + n, *Bi = Br + n, *Cr = Bi + n, *Ci = Cr + n;
     S *Gr = acc.data(), *Gi = Gr + n, *gLr = Gi + n, *gLi = gLr + n, *gBr = gLi + n, *gBi = gBr + n, *gCr = gBi + n, *gCi = gCr + n;
     S *Ar = buf.data(), *Ai = Ar + T * n, *Sr = Ai + T * n, *Si = Sr + T * n, *Xr = Si + T * n, *Xi = Xr + T * n;
+    S *G1r = Xi + T * n, *G1i = G1r + T * n, *Pr = G1i + T * n, *Pi = Pr + T * n, *Qr = Pi + T * n, *Qi = Qr + T * n;
     for (int64_t h = 0; h < H; ++h) {
         split_channel(n, h, Lambda, B, C, par.data());
         const S D_h = D ? D[h] : S(0);
@@ -355,6 +423,7 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
             const S* gy_bh = gy + b * sgy[0] + h * sgy[1];
             S* gu_bh = gu + b * sgu[0] + h * sgu[1];
             S* gd_bh = gdelta + b * sgd[0] + h * sgd[1];
+            const S u_first = u_before ? u_before[bh] : u_bh[0];  // u_{−1}
             std::fill(acc.begin(), acc.end(), S(0));
             if (gx_last) {
                 for (int64_t m = 0; m < n; ++m) {
@@ -362,56 +431,90 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
                     Gi[m] = gx_last[(bh * n + m) * 2 + 1];
                 }
             }
-            S gD_bh = 0;
+            S gD_bh = 0, gu_next = 0;  // gu_next: step k + 1's term for u_k (FOH)
             for (int64_t blk = blocks - 1; blk >= 0; --blk) {
                 const int64_t s = blk * T, e = std::min(s + T, L);
                 const S* er = entering + (bh * blocks + blk) * 2 * n;  // x_{s−1}
                 const S* ei = er + n;
-                // recompute the block's Ā_k, s_k and x_k from its entering state
+                // recompute the block's discretization and states from its entering state
                 for (int64_t k = s; k < e; ++k) {
                     const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]];
+                    const S u_prev = k == 0 ? u_first : u_bh[(k - 1) * su[2]];
                     const int64_t o = (k - s) * n;
                     const S* pr = k == s ? er : Xr + o - n;
                     const S* pi = k == s ? ei : Xi + o - n;
 #pragma omp simd
                     for (int64_t m = 0; m < n; ++m) {
                         S ar, ai, sr, si;
-                        discretize_mode<S, ZOH>(d, alpha, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si);
+                        discretize_mode<S, K>(d, alpha, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si);
                         Ar[o + m] = ar;
                         Ai[o + m] = ai;
                         Sr[o + m] = sr;
                         Si[o + m] = si;
-                        const S br = ZOH ? sr : d * sr, bi = ZOH ? si : d * si;
-                        const S vr = (br * Br[m] - bi * Bi[m]) * uk, vi = (br * Bi[m] + bi * Br[m]) * uk;
-                        Xr[o + m] = ar * pr[m] - ai * pi[m] + vr;
-                        Xi[o + m] = ar * pi[m] + ai * pr[m] + vi;
+                        S cr = (K == GBT ? d * sr : sr) * uk, ci = (K == GBT ? d * si : si) * uk;
+                        if constexpr (K == FOH) {
+                            S g1r, g1i, p_r, p_i, qr, qi;
+                            foh_terms<S>(d, lr[m], li[m], ir[m], ii[m], sr, si, g1r, g1i, p_r, p_i, qr, qi);
+                            G1r[o + m] = g1r;
+                            G1i[o + m] = g1i;
+                            Pr[o + m] = p_r;
+                            Pi[o + m] = p_i;
+                            Qr[o + m] = qr;
+                            Qi[o + m] = qi;
+                            cr = sr * u_prev + g1r * (uk - u_prev);
+                            ci = si * u_prev + g1i * (uk - u_prev);
+                        }
+                        Xr[o + m] = ar * pr[m] - ai * pi[m] + cr * Br[m] - ci * Bi[m];
+                        Xi[o + m] = ar * pi[m] + ai * pr[m] + cr * Bi[m] + ci * Br[m];
                     }
                 }
                 for (int64_t k = e - 1; k >= s; --k) {
                     const S uk = u_bh[k * su[2]], d = d_bh[k * sd[2]], gyk = gy_bh[k * sgy[2]], g2 = S(2) * gyk;
+                    const S u_prev = k == 0 ? u_first : u_bh[(k - 1) * su[2]];
+                    const S u_in = K == FOH ? u_prev : uk;  // what β multiplies
                     const int64_t o = (k - s) * n;
                     const S* pr = k == s ? er : Xr + o - n;
                     const S* pi = k == s ? ei : Xi + o - n;
-                    S sum_u = 0, sum_d = 0;
-#pragma omp simd reduction(+ : sum_u, sum_d)
+                    S sum_u = 0, sum_prev = 0, sum_d = 0;
+#pragma omp simd reduction(+ : sum_u, sum_prev, sum_d)
                     for (int64_t m = 0; m < n; ++m) {
                         const S ar = Ar[o + m], ai = Ai[o + m];
-                        const S br = ZOH ? Sr[o + m] : d * Sr[o + m], bi = ZOH ? Si[o + m] : d * Si[o + m];  // β
+                        const S br = K == GBT ? d * Sr[o + m] : Sr[o + m], bi = K == GBT ? d * Si[o + m] : Si[o + m];  // β
                         const S gr = g2 * Cr[m] + Gr[m], gi = -g2 * Ci[m] + Gi[m];  // ḡ_k
                         gCr[m] += g2 * Xr[o + m];
                         gCi[m] -= g2 * Xi[o + m];
                         const S gar = gr * pr[m] + gi * pi[m], gai = gi * pr[m] - gr * pi[m];  // ∂Ā
-                        sum_u += gr * (br * Br[m] - bi * Bi[m]) + gi * (br * Bi[m] + bi * Br[m]);
-                        const S gbr = uk * (gr * Br[m] + gi * Bi[m]), gbi = uk * (gi * Br[m] - gr * Bi[m]);  // ∂β
-                        gBr[m] += uk * (gr * br + gi * bi);
-                        gBi[m] += uk * (gi * br - gr * bi);
+                        const S gcr = gr * Br[m] + gi * Bi[m], gci = gi * Br[m] - gr * Bi[m];  // ∂c = ḡ conj(B)
+                        // c = β u_in (+ γ₁ (u_k − u_{k−1}) under FOH); ∂B = ḡ conj(c)
+                        S cr = br * u_in, ci = bi * u_in;
+                        if constexpr (K == FOH) {
+                            const S g1r = G1r[o + m], g1i = G1i[o + m];
+                            cr += g1r * (uk - u_prev);
+                            ci += g1i * (uk - u_prev);
+                            // ∂u_k = Re(∂c conj(γ₁)), ∂u_{k−1} = Re(∂c conj(β − γ₁))
+                            sum_u += gcr * g1r + gci * g1i;
+                            sum_prev += gcr * (br - g1r) + gci * (bi - g1i);
+                        } else {
+                            sum_u += gcr * br + gci * bi;
+                        }
+                        gBr[m] += gr * cr + gi * ci;
+                        gBi[m] += gi * cr - gr * ci;
+                        const S gbr = gcr * u_in, gbi = gci * u_in;  // ∂β
                         const S tr = gar * lr[m] + gai * li[m] + gbr, ti = gai * lr[m] - gar * li[m] + gbi;
-                        if constexpr (ZOH) {
+                        if constexpr (K != GBT) {
                             sum_d += ar * tr + ai * ti;
                             const S q0r = d * ar - br, q0i = d * ai - bi;  // (ΔĀ − β) Λ⁻¹
                             const S qr = q0r * ir[m] - q0i * ii[m], qi = q0r * ii[m] + q0i * ir[m];
-                            gLr[m] += d * (ar * gar + ai * gai) + gbr * qr + gbi * qi;
-                            gLi[m] += d * (ar * gai - ai * gar) + gbi * qr - gbr * qi;
+                            S lr_ = d * (ar * gar + ai * gai) + gbr * qr + gbi * qi;
+                            S li_ = d * (ar * gai - ai * gar) + gbi * qr - gbr * qi;
+                            if constexpr (K == FOH) {
+                                const S ggr = gcr * (uk - u_prev), ggi = gci * (uk - u_prev);  // ∂γ₁
+                                sum_d += ggr * Pr[o + m] + ggi * Pi[o + m];
+                                lr_ += ggr * Qr[o + m] + ggi * Qi[o + m];
+                                li_ += ggi * Qr[o + m] - ggr * Qi[o + m];
+                            }
+                            gLr[m] += lr_;
+                            gLi[m] += li_;
                         } else {
                             const S wr = Sr[o + m], wi = Si[o + m];
                             const S w2r = wr * wr - wi * wi, w2i = S(2) * wr * wi;
@@ -423,10 +526,17 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
                         Gr[m] = ar * gr + ai * gi;  // carry conj(Ā_k) ḡ_k to step k − 1
                         Gi[m] = ar * gi - ai * gr;
                     }
-                    gu_bh[k * sgu[2]] = sum_u + D_h * gyk;
+                    gu_bh[k * sgu[2]] = sum_u + gu_next + D_h * gyk;
+                    gu_next = sum_prev;
                     gd_bh[k * sgd[2]] = sum_d;
                     gD_bh += gyk * uk;
                 }
+            }
+            if (K == FOH) {  // the term of u_{−1}
+                if (gu_before)
+                    gu_before[bh] = gu_next;
+                else
+                    gu_bh[0] += gu_next;
             }
             for (int64_t m = 0; m < n; ++m) {
                 const int64_t j = (bh * n + m) * 2;
@@ -443,6 +553,15 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
         }
     }
 }
+
+template <typename S>
+using DiagForward = decltype(&diag_forward<S, ZOH>);
+template <typename S>
+using DiagBackward = decltype(&diag_backward<S, ZOH>);
+template <typename S>
+constexpr DiagForward<S> DIAG_FORWARD[3] = {diag_forward<S, ZOH>, diag_forward<S, GBT>, diag_forward<S, FOH>};
+template <typename S>
+constexpr DiagBackward<S> DIAG_BACKWARD[3] = {diag_backward<S, ZOH>, diag_backward<S, GBT>, diag_backward<S, FOH>};
 
 // One streaming step of Mamba's causal depthwise conv and its SiLU, per series b and channel h:
 //   window = [conv_state, x] (K values, oldest first),  x' = silu(Σ_j w_j window_j + bias),
@@ -518,21 +637,21 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
         backward<S>(batch, H, L, N, T, u, su, delta, sd, A, B, C, D, entering, gy, sgy, gx_last, gu, sgu, gdelta,   \
                     sgd, gA, gB, gC, gD, gx0);                                                                      \
     }                                                                                                               \
-    void ssm_diag_forward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, int64_t zoh,           \
+    void ssm_diag_forward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, int64_t kind,          \
                                    double alpha, const S* u, const int64_t* su, const S* delta, const int64_t* sd,   \
-                                   const S* Lambda, const S* B, const S* C, const S* D, const S* x0, S* y,           \
-                                   const int64_t* sy, S* x_last, S* entering) {                                     \
-        (zoh ? diag_forward<S, true> : diag_forward<S, false>)(batch, H, L, n, T, S(alpha), u, su, delta, sd,      \
-                                                               Lambda, B, C, D, x0, y, sy, x_last, entering);      \
+                                   const S* Lambda, const S* B, const S* C, const S* D, const S* x0,                 \
+                                   const S* u_before, S* y, const int64_t* sy, S* x_last, S* entering) {             \
+        DIAG_FORWARD<S>[kind](batch, H, L, n, T, S(alpha), u, su, delta, sd, Lambda, B, C, D, x0, u_before, y, sy,  \
+                              x_last, entering);                                                                    \
     }                                                                                                               \
-    void ssm_diag_backward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, int64_t zoh,          \
+    void ssm_diag_backward_##suffix(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, int64_t kind,         \
                                     double alpha, const S* u, const int64_t* su, const S* delta, const int64_t* sd,  \
-                                    const S* Lambda, const S* B, const S* C, const S* D, const S* entering,          \
-                                    const S* gy, const int64_t* sgy, const S* gx_last, S* gu, const int64_t* sgu,    \
-                                    S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC, S* gD, S* gx0) {        \
-        (zoh ? diag_backward<S, true> : diag_backward<S, false>)(batch, H, L, n, T, S(alpha), u, su, delta, sd,    \
-                                                                 Lambda, B, C, D, entering, gy, sgy, gx_last, gu,  \
-                                                                 sgu, gdelta, sgd, gLambda, gB, gC, gD, gx0);      \
+                                    const S* Lambda, const S* B, const S* C, const S* D, const S* u_before,          \
+                                    const S* entering, const S* gy, const int64_t* sgy, const S* gx_last, S* gu,     \
+                                    const int64_t* sgu, S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC,     \
+                                    S* gD, S* gx0, S* gu_before) {                                                  \
+        DIAG_BACKWARD<S>[kind](batch, H, L, n, T, S(alpha), u, su, delta, sd, Lambda, B, C, D, u_before, entering,  \
+                               gy, sgy, gx_last, gu, sgu, gdelta, sgd, gLambda, gB, gC, gD, gx0, gu_before);         \
     }                                                                                                               \
     void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,             \
                                      const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {         \

@@ -27,7 +27,8 @@ import torch
 from . import _fused
 from ._checks import check_broadcast, check_choice, check_finite
 from ._threads import one_intra_op_thread
-from .discretize import discretize_diag, method_alpha
+from .discretize import METHODS as DISCRETIZE_METHODS
+from .discretize import discretize_diag, foh_diag, method_alpha
 
 #: Values of ``method`` accepted by :func:`ssm_scan`.
 METHODS: tuple[str, ...] = ("auto", "chunked", "sequential")
@@ -949,16 +950,16 @@ def _check_fused(device: torch.device, dtype: torch.dtype) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-# The same recurrence as discretize_diag + ssm_scan(conj_pairs=True), fused into one C++ loop per
-# series and channel (_fused_scan.cpp): Ā_k and B̄_k are formed from Δ_k inside the loop (own
-# vectorised exp, expm1 and sin / cos in float32), nothing of size (batch, H, L, n) is written, and
-# the adjoint recomputes each block of states from the one entering it.
+# The same recurrence as discretize_diag (or foh_diag) + ssm_scan(conj_pairs=True), fused into one
+# C++ loop per series and channel (_fused_scan.cpp): Ā_k and B̄_k are formed from Δ_k inside the
+# loop (own vectorised exp, expm1 and sin / cos in float32), nothing of size (batch, H, L, n) is
+# written, and the adjoint recomputes each block of states from the one entering it.
 class _FusedDiagonalScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, Lambda, B, C, D, x0, alpha, block):
+    def forward(ctx, u, delta, Lambda, B, C, D, x0, u_before, kind, alpha, block):
         Lr, Br, Cr = (torch.view_as_real(t).contiguous() for t in (Lambda, B, C))  # (H, n, 2)
         x0r = None if x0 is None else torch.view_as_real(x0).contiguous()  # (batch, H, n, 2)
-        D = None if D is None else D.contiguous()
+        D, u_before = (None if t is None else t.contiguous() for t in (D, u_before))  # (H,), (batch, H)
         batch, H, L = u.shape
         n = Lambda.shape[1]
         time_major = u.stride(1) == 1 or delta.stride(1) == 1
@@ -966,48 +967,56 @@ class _FusedDiagonalScan(torch.autograd.Function):
         x_last = u.new_empty(batch, H, n, 2)
         entering = u.new_empty(batch, H, -(-L // block), 2, n)  # the state entering each block, split
         parts, threads = _fused_parts(batch, batch * H * n * L * 8)  # ~8 real operations per complex mode-step
+        rows = lambda t, p: None if t is None else t[p]  # noqa: E731
 
         def part(bounds):
             p = slice(*bounds)
-            x0p = None if x0r is None else x0r[p]
-            _fused.diag_forward(u[p], delta[p], Lr, Br, Cr, D, x0p, alpha, block, y[p], x_last[p], entering[p])
+            _fused.diag_forward(
+                u[p], delta[p], Lr, Br, Cr, D, rows(x0r, p), rows(u_before, p), kind, alpha, block, y[p], x_last[p], entering[p]
+            )
 
         _map_parts(part, parts, threads, cpu=True)
-        ctx.save_for_backward(u, delta, Lr, Br, Cr, D, entering)
-        ctx.alpha, ctx.block, ctx.parts, ctx.threads = alpha, block, parts, threads
+        ctx.save_for_backward(u, delta, Lr, Br, Cr, D, u_before, entering)
+        ctx.kind, ctx.alpha, ctx.block, ctx.parts, ctx.threads = kind, alpha, block, parts, threads
         return y, torch.view_as_complex(x_last)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gx_last):
-        u, delta, Lr, Br, Cr, D, entering = ctx.saved_tensors
+        u, delta, Lr, Br, Cr, D, u_before, entering = ctx.saved_tensors
         batch = u.shape[0]
         gy = torch.zeros_like(u) if gy is None else gy  # (batch, H, L), any strides
         gx_last = None if gx_last is None else torch.view_as_real(gx_last.resolve_conj()).contiguous()
         gu, gdelta = torch.empty_like(u), torch.empty_like(delta)  # (batch, H, L), the inputs' strides
         gLambda, gB, gC, gx0 = (u.new_empty(batch, *Lr.shape) for _ in range(4))  # (batch, H, n, 2): per series
         gD = None if D is None else u.new_empty(batch, Lr.shape[0])  # (batch, H)
+        gu_before = None if u_before is None else torch.empty_like(u_before)  # (batch, H)
+        rows = lambda t, p: None if t is None else t[p]  # noqa: E731
 
         def part(bounds):
             p = slice(*bounds)
-            part_gx_last, part_gD = (None if t is None else t[p] for t in (gx_last, gD))
-            outs = (gu[p], gdelta[p], gLambda[p], gB[p], gC[p], part_gD, gx0[p])
-            _fused.diag_backward(u[p], delta[p], Lr, Br, Cr, D, entering[p], gy[p], part_gx_last, ctx.alpha, ctx.block, *outs)
+            grads = (gu[p], gdelta[p], gLambda[p], gB[p], gC[p], rows(gD, p), gx0[p], rows(gu_before, p))
+            _fused.diag_backward(
+                u[p], delta[p], Lr, Br, Cr, D, rows(u_before, p), entering[p], gy[p], rows(gx_last, p),
+                ctx.kind, ctx.alpha, ctx.block, grads,
+            )  # fmt: skip
 
         _map_parts(part, ctx.parts, ctx.threads, cpu=True)
         complex_sum = lambda t: torch.view_as_complex(t.sum(0))  # noqa: E731  (H, n)
         gD = None if gD is None else gD.sum(0)  # (H,)
         gx0 = torch.view_as_complex(gx0) if ctx.needs_input_grad[6] else None
-        return gu, gdelta, complex_sum(gLambda), complex_sum(gB), complex_sum(gC), gD, gx0, None, None
+        return gu, gdelta, complex_sum(gLambda), complex_sum(gB), complex_sum(gC), gD, gx0, gu_before, None, None, None
 
 
 #: Ways of running :func:`diagonal_scan` ("auto": "fused" on the CPU where the C++ library builds, else "reference").
 DIAGONAL_INNER: tuple[str, ...] = ("auto", "fused", "reference")
+#: Discretizations of :func:`diagonal_scan`: ZOH, the GBT family and the first-order hold.
+DIAGONAL_METHODS: tuple[str, ...] = (*DISCRETIZE_METHODS, "foh")
 
 
 # S4D with a step per sample (Gu et al. 2022 "On the parameterization and initialization of diagonal
 # SSMs" §2–3; the time-varying diagonal recurrence of S5, Smith et al. 2023 §3):
-#   x_k = Ā(Δ_k) ⊙ x_{k−1} + B̄(Δ_k) u_k,   y_k = 2 Re Σ_n C_n x_{k,n} + D u_k
+#   x_k = Ā(Δ_k) ⊙ x_{k−1} + B̄(Δ_k) u_k [+ B̄⁰(Δ_k) u_{k−1}, first-order hold],   y_k = 2 Re Σ_n C_n x_{k,n} + D u_k
 def diagonal_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -1018,6 +1027,7 @@ def diagonal_scan(
     x0: torch.Tensor | None = None,
     *,
     method: str = "zoh",
+    u_before: torch.Tensor | None = None,
     block_size: int | None = None,
     inner: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1026,7 +1036,9 @@ def diagonal_scan(
     Each of the n complex modes stands for itself and its conjugate (y takes twice the real part).
     (Ā_k, B̄_k) is the discretization of (Λ, B) by ``method`` with step Δ_k
     (:func:`~ssmforecast.math.discretize.discretize_diag`): ZOH Ā = e^{ΔΛ}, B̄ = (e^{ΔΛ} − 1) Λ⁻¹ B,
-    or GBT(α) Ā = (1 + (1−α)ΔΛ)/(1 − αΔΛ), B̄ = ΔB/(1 − αΔΛ).
+    or GBT(α) Ā = (1 + (1−α)ΔΛ)/(1 − αΔΛ), B̄ = ΔB/(1 − αΔΛ); or the first-order hold ("foh",
+    :func:`~ssmforecast.math.discretize.foh_diag`: the input the straight line between samples),
+    x_k = Ā x_{k−1} + B̄⁰ u_{k−1} + B̄¹ u_k.
 
     Parameters
     ----------
@@ -1039,7 +1051,9 @@ def diagonal_scan(
         Real skip connection.
     x0 : Tensor of shape (batch, H, n), optional
         Complex state before the first step; zeros if omitted.
-    method : {"zoh", "bilinear", "euler", "backward_euler"}, default "zoh"
+    method : {"zoh", "bilinear", "euler", "backward_euler", "foh"}, default "zoh"
+    u_before : Tensor of shape (batch, H), optional
+        First-order hold: the input before u_0 (streaming: the previous part's last input); u_0 if omitted.
     block_size : int, optional
         Steps per block of the fused scan (states kept for the backward every T steps); default ``FUSED_BLOCK``.
     inner : {"auto", "fused", "reference"}, default "auto"
@@ -1060,45 +1074,53 @@ def diagonal_scan(
     ------
     ValueError
         For shapes that disagree, L = 0, non-finite inputs, a complex u, Δ or D, an unknown
-        ``method`` or ``inner``, a block_size < 1, or ``inner="fused"`` where it cannot run (off the
-        CPU, another dtype, a library that does not build, a zero in Λ under ZOH).
+        ``method`` or ``inner``, ``u_before`` without "foh", a block_size < 1, or ``inner="fused"``
+        where it cannot run (off the CPU, a library that does not build, a zero in Λ under ZOH / FOH).
     """
     check_choice("inner", inner, DIAGONAL_INNER)
-    alpha = method_alpha(method)
-    _check_diagonal(u, delta, Lambda, B, C, D, x0)
+    check_choice("method", method, DIAGONAL_METHODS)
+    foh = method == "foh"
+    alpha = None if foh else method_alpha(method)
+    if u_before is not None and not foh:
+        raise ValueError(f"u_before is read only with method='foh' (first-order hold); got method={method!r}")
+    _check_diagonal(u, delta, Lambda, B, C, D, x0, u_before)
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
         raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
     real = torch.promote_types(u.dtype, delta.dtype)
-    for t in (Lambda, B, C, D, x0):
+    for t in (Lambda, B, C, D, x0, u_before):
         if t is not None:
             real = torch.promote_types(real, t.real.dtype if t.is_complex() else t.dtype)
     real = torch.promote_types(real, torch.float32)  # half precision: the scan accumulates in float32
     cplx = torch.complex64 if real == torch.float32 else torch.complex128
-    zero = alpha is None and bool((Lambda == 0).any())  # the fused ZOH divides by Λ
+    zero = alpha is None and bool((Lambda == 0).any())  # the fused ZOH and FOH divide by Λ
     if inner == "fused":
         _check_fused(u.device, real)
         if zero:
-            raise ValueError("inner='fused' with method='zoh' needs Λ without zero entries; use inner='reference'")
+            raise ValueError(f"inner='fused' with method={method!r} needs Λ without zero entries; use inner='reference'")
     elif inner == "auto":
         inner = "fused" if not zero and _fused.available(u.device, real) else "reference"
     u, delta = u.to(real), delta.to(real)
     Lambda, B, C = (t.to(cplx) for t in (Lambda, B, C))
-    D = None if D is None else D.to(real)
+    D, u_before = (None if t is None else t.to(real) for t in (D, u_before))
     x0 = None if x0 is None else x0.to(cplx)
     if inner == "fused":
-        L = u.shape[-1]
-        return _FusedDiagonalScan.apply(u, delta, Lambda, B, C, D, x0, alpha, min(block_size or FUSED_BLOCK, L))
+        kind = "foh" if foh else ("zoh" if alpha is None else "gbt")
+        block = min(block_size or FUSED_BLOCK, u.shape[-1])
+        return _FusedDiagonalScan.apply(u, delta, Lambda, B, C, D, x0, u_before, kind, alpha or 0.0, block)
+    if foh:
+        dA, dB0, dB1 = foh_diag(Lambda[:, None, :], B[:, None, :], delta)  # (batch, H, L, n)
+        return ssm_scan(u, dA, dB1, C[:, None, :], D, x0, conj_pairs=True, dB_prev=dB0, u_before=u_before)
     dA, dB = discretize_diag(Lambda[:, None, :], B[:, None, :], delta, method)  # (batch, H, L, n)
     return ssm_scan(u, dA, dB, C[:, None, :], D, x0, conj_pairs=True)
 
 
-def _check_diagonal(u, delta, Lambda, B, C, D, x0) -> None:
+def _check_diagonal(u, delta, Lambda, B, C, D, x0, u_before) -> None:
     named = {"u": u, "delta": delta, "Lambda": Lambda, "B": B, "C": C} | ({} if D is None else {"D": D})
-    named |= {} if x0 is None else {"x0": x0}
+    named |= ({} if x0 is None else {"x0": x0}) | ({} if u_before is None else {"u_before": u_before})
     for name, t in named.items():
         check_finite(name, t)
         _check_float(name, t)
-    for name in ("u", "delta", "D"):
+    for name in ("u", "delta", "D", "u_before"):
         if name in named and named[name].is_complex():
             raise ValueError(f"{name} must be real, got dtype {named[name].dtype}")
     if u.ndim != 3 or u.shape[-1] == 0:
@@ -1115,3 +1137,5 @@ def _check_diagonal(u, delta, Lambda, B, C, D, x0) -> None:
         raise ValueError(f"D must have shape (H,) = ({H},), got {tuple(D.shape)}")
     if x0 is not None and x0.shape != (batch, *Lambda.shape):
         raise ValueError(f"x0 must have shape (batch, H, n) = {(batch, *Lambda.shape)}, got {tuple(x0.shape)}")
+    if u_before is not None and u_before.shape != (batch, H):
+        raise ValueError(f"u_before must have shape (batch, H) = {(batch, H)}, got {tuple(u_before.shape)}")

@@ -354,15 +354,14 @@ class S4DLayer(SSMConvLayer):
     def _scan(self, x: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
         """Irregular steps: x (batch, H, L), dt (batch, L) → y (batch, H, L) by the diagonal scan.
 
-        On the CPU (float32 / float64, except under the first-order hold) the fused C++ scan of
-        :func:`~ssmforecast.math.scan.diagonal_scan`, which forms Ā_k, B̄_k inside its loop. Otherwise
-        in time blocks of T steps whose discretized (batch, H, T, n) tensors hold at most
+        On the CPU (float32 / float64) the fused C++ scan of :func:`~ssmforecast.math.scan.diagonal_scan`,
+        which forms Ā_k, B̄_k inside its loop. Otherwise in time blocks of T steps whose discretized (batch, H, T, n) tensors hold at most
         ``IRREGULAR_BLOCK_NUMEL`` values; under autograd each block is checkpointed (its Ā_k, B̄_k
         and states recomputed in the backward), so memory is O(batch · H · (L + T · n)), not
         O(batch · H · L · n)."""
         batch, H, L = x.shape
         delta = dt[:, None, :] * self._step_size().to(dt.dtype)[None, :, None]  # (batch, H, L)
-        if not self._foh and _fused.available(x.device, x.dtype):  # Ā_k, B̄_k formed inside one C++ loop
+        if _fused.available(x.device, x.dtype):  # Ā_k, B̄_k formed inside one C++ loop
             Lambda, B, C, D = self._Lambda(), torch.view_as_complex(self.B), self._C(), self.D.to(x.dtype)
             return diagonal_scan(x, delta, Lambda, B, C, D, method=self.discretization)[0]
         T = max(IRREGULAR_MIN_BLOCK, IRREGULAR_BLOCK_NUMEL // (batch * H * self.d_state // 2))

@@ -10,7 +10,7 @@ from conftest import needs_fused
 
 from ssmforecast.math import _fused, scan
 from ssmforecast.math.discretize import METHODS
-from ssmforecast.math.scan import diagonal_scan
+from ssmforecast.math.scan import DIAGONAL_METHODS, diagonal_scan
 
 NAMES = ("u", "delta", "Lambda", "B", "C", "D", "x0")
 
@@ -29,34 +29,44 @@ def _args(batch=2, H=3, L=40, n=4, seed=3, dtype=torch.float64, im_scale=5.0):
     return [u, delta, Lambda, B, C, D, x0]
 
 
-def _numpy_loop(u, delta, Lambda, B, C, D, x0, method):
+def _numpy_loop(u, delta, Lambda, B, C, D, x0, method, u_before=None):
     """x_k = Ā_k x_{k−1} + B̄_k u_k, y_k = 2 Re Σ C x_k + D u_k in complex128, Ā_k, B̄_k from the
-    closed forms (ZOH: e^{ΔΛ}, (e^{ΔΛ} − 1)/Λ · B, Δ B at Λ = 0; GBT(α): (1 + (1−α)ΔΛ)/(1 − αΔΛ), ΔB/(1 − αΔΛ))."""
+    closed forms (ZOH: e^{ΔΛ}, (e^{ΔΛ} − 1)/Λ · B, Δ B at Λ = 0; GBT(α): (1 + (1−α)ΔΛ)/(1 − αΔΛ),
+    ΔB/(1 − αΔΛ)); the first-order hold adds B̄⁰ u_{k−1} with B̄¹ = Δ φ₂ B, B̄⁰ = Δ (φ₁ − φ₂) B,
+    φ₁ = (e^z − 1)/z, φ₂ = (e^z − 1 − z)/z² (Λ ≠ 0 there), u_{−1} = u_before or u_0."""
     u, delta = u.numpy(), delta.numpy()
     lam, b, c = (t.numpy().astype(np.complex128) for t in (Lambda, B, C))
-    alpha = METHODS[method]
     x = np.zeros(lam.shape, np.complex128)[None].repeat(u.shape[0], 0) if x0 is None else x0.numpy().astype(np.complex128)
     y = np.empty(u.shape)
+    u_prev = u[..., 0] if u_before is None else u_before.numpy()
     for k in range(u.shape[-1]):
-        z = delta[..., k, None] * lam  # (batch, H, n)
-        if alpha is None:
-            safe = np.where(lam == 0, 1, lam)  # Λ = 0: the limit Δ B
-            dA, dB = np.exp(z), np.where(lam == 0, delta[..., k, None], (np.exp(z) - 1) / safe) * b
+        d = delta[..., k, None]
+        z = d * lam  # (batch, H, n)
+        if method == "foh":
+            phi1, phi2 = (np.exp(z) - 1) / z, (np.exp(z) - 1 - z) / z**2
+            x = np.exp(z) * x + d * (phi1 - phi2) * b * u_prev[..., None] + d * phi2 * b * u[..., k, None]
         else:
-            dA, dB = (1 + (1 - alpha) * z) / (1 - alpha * z), delta[..., k, None] * b / (1 - alpha * z)
-        x = dA * x + dB * u[..., k, None]
+            alpha = METHODS[method]
+            if alpha is None:
+                safe = np.where(lam == 0, 1, lam)  # Λ = 0: the limit Δ B
+                dA, dB = np.exp(z), np.where(lam == 0, d, (np.exp(z) - 1) / safe) * b
+            else:
+                dA, dB = (1 + (1 - alpha) * z) / (1 - alpha * z), d * b / (1 - alpha * z)
+            x = dA * x + dB * u[..., k, None]
         y[..., k] = 2 * (c * x).sum(-1).real + (0 if D is None else D.numpy() * u[..., k])
+        u_prev = u[..., k]
     return y, x
 
 
 @pytest.mark.parametrize("inner", ["fused", "reference"])
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", DIAGONAL_METHODS)
 def test_values_equal_the_numpy_loop(inner, method):
     if inner == "fused":
         needs_fused()
     args = _args(L=50)
-    y, x_last = diagonal_scan(*args, method=method, inner=inner, block_size=None if inner == "reference" else 7)
-    y_np, x_np = _numpy_loop(*args, method)
+    u_before = torch.randn(2, 3, dtype=torch.float64) if method == "foh" else None
+    y, x_last = diagonal_scan(*args, method=method, u_before=u_before, inner=inner, block_size=None if inner == "reference" else 7)
+    y_np, x_np = _numpy_loop(*args, method, u_before)
     np.testing.assert_allclose(y.numpy(), y_np, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(x_last.numpy(), x_np, rtol=1e-11, atol=1e-11)
     assert x_last.dtype == torch.complex128 and y.dtype == torch.float64
@@ -64,31 +74,34 @@ def test_values_equal_the_numpy_loop(inner, method):
 
 @pytest.mark.parametrize("with_optional", [True, False])
 @pytest.mark.parametrize("block_size", [1, 7, None])
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", DIAGONAL_METHODS)
 def test_fused_gradients_equal_autograd_through_the_reference(method, block_size, with_optional):
-    """All seven gradients of the hand-written adjoint (float64) against autograd through
-    discretize_diag + ssm_scan, for a loss reading y and x_L (an incoming ∂x_L)."""
+    """All gradients of the hand-written adjoint (float64) against autograd through discretize_diag
+    (foh_diag) + ssm_scan, for a loss reading y and x_L (an incoming ∂x_L); under the first-order
+    hold with and without u_before (its gradient, or the u_{−1} = u_0 term in ∂u_0)."""
     needs_fused()
     args = _args(L=45)
+    if method == "foh":
+        args.append(torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
     if not with_optional:
-        args[5] = args[6] = None
+        args[5:] = [None] * len(args[5:])
     g = torch.Generator().manual_seed(9)
     gy = torch.randn(args[0].shape, generator=g, dtype=torch.float64)
     gx = torch.randn(args[2].shape, generator=g, dtype=torch.complex128)
     grads = {}
     for inner in ("fused", "reference"):
         leaves = [None if t is None else t.clone().requires_grad_() for t in args]
-        y, x_last = diagonal_scan(*leaves, method=method, inner=inner, block_size=block_size if inner == "fused" else None)
+        y, x_last = diagonal_scan(*leaves[:7], u_before=None if len(leaves) < 8 else leaves[7], method=method, inner=inner, block_size=block_size if inner == "fused" else None)
         ((y * gy).sum() + (x_last * gx.conj()).real.sum()).backward()
         grads[inner] = [y.detach(), x_last.detach()] + [None if t is None else t.grad for t in leaves]
-    for name, a, b in zip(("y", "x_last") + NAMES, grads["fused"], grads["reference"]):
+    for name, a, b in zip(("y", "x_last") + NAMES + ("u_before",), grads["fused"], grads["reference"]):
         if b is None:
             assert a is None, name
             continue
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
 
 
-@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+@pytest.mark.parametrize("method", ["zoh", "bilinear", "foh"])
 def test_fused_gradcheck(method):
     """The adjoint against finite differences (torch.autograd.gradcheck, complex inputs by their
     real and imaginary parts), independent of the reference path."""
@@ -169,12 +182,16 @@ def test_fused_split_over_threads_gives_the_same_bits_as_one_thread(monkeypatch)
         assert torch.equal(a, b), name
 
 
-def test_streaming_split_equals_one_call():
+@pytest.mark.parametrize("method", ["zoh", "foh"])
+def test_streaming_split_equals_one_call(method):
+    """x_L of one part is x0 of the next (and its last input the first-order hold's u_before)."""
     needs_fused()
     u, delta, Lambda, B, C, D, x0 = _args(L=40)
-    y, x_last = diagonal_scan(u, delta, Lambda, B, C, D, x0, inner="fused")
-    y1, x1 = diagonal_scan(u[..., :17], delta[..., :17], Lambda, B, C, D, x0, inner="fused")
-    y2, x2 = diagonal_scan(u[..., 17:], delta[..., 17:], Lambda, B, C, D, x1, inner="fused")
+    kw = {"method": method, "inner": "fused"}
+    y, x_last = diagonal_scan(u, delta, Lambda, B, C, D, x0, **kw)
+    y1, x1 = diagonal_scan(u[..., :17], delta[..., :17], Lambda, B, C, D, x0, **kw)
+    u_before = u[..., 16] if method == "foh" else None
+    y2, x2 = diagonal_scan(u[..., 17:], delta[..., 17:], Lambda, B, C, D, x1, u_before=u_before, **kw)
     torch.testing.assert_close(torch.cat([y1, y2], -1), y, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(x2, x_last, rtol=1e-12, atol=1e-12)
 
@@ -183,8 +200,12 @@ def test_errors():
     u, delta, Lambda, B, C, D, x0 = _args(L=9)
     with pytest.raises(ValueError, match="inner"):
         diagonal_scan(u, delta, Lambda, B, C, inner="fast")
-    with pytest.raises(ValueError, match="discretization method"):
-        diagonal_scan(u, delta, Lambda, B, C, method="foh")
+    with pytest.raises(ValueError, match="unknown method 'rk4'"):
+        diagonal_scan(u, delta, Lambda, B, C, method="rk4")
+    with pytest.raises(ValueError, match="u_before is read only with method='foh'"):
+        diagonal_scan(u, delta, Lambda, B, C, u_before=u[..., 0])
+    with pytest.raises(ValueError, match=r"u_before must have shape \(batch, H\)"):
+        diagonal_scan(u, delta, Lambda, B, C, method="foh", u_before=u[0, :, 0])
     with pytest.raises(ValueError, match=r"delta must have u's shape"):
         diagonal_scan(u, delta[..., :5], Lambda, B, C)
     with pytest.raises(ValueError, match=r"Lambda must have shape \(H, n\) = \(3, n\)"):

@@ -201,9 +201,9 @@ def test_s4d_irregular_scan_in_checkpointed_blocks_equals_one_block(name, monkey
 
 @pytest.mark.parametrize("name", ["s4d-lin-zoh", "s4d-legs-bilinear", "s4d-inv-zoh", "s4d-lin-foh"])
 def test_s4d_irregular_fused_scan_equals_the_torch_blocks(name, monkeypatch):
-    """Irregular steps on the CPU: ZOH and GBT layers run the fused diagonal scan (the first-order
-    hold keeps the torch blocks), with the values and parameter gradients of the torch path
-    (float64), with and without grad."""
+    """Irregular steps on the CPU: the layer runs the fused diagonal scan (ZOH, GBT and the
+    first-order hold), with the values and parameter gradients of the torch path (float64), with
+    and without grad."""
     import ssmforecast.nn.s4 as s4
     from ssmforecast.math import _fused
 
@@ -221,10 +221,8 @@ def test_s4d_irregular_fused_scan_equals_the_torch_blocks(name, monkeypatch):
         with torch.no_grad():
             y_no_grad = layer(u, dt)
         runs[switch] = [y.detach(), y_no_grad] + [p.grad.clone() for p in layer.parameters()]
-    fused = name != "s4d-lin-foh"
-    if fused:
-        needs_fused()
-    assert len(calls) == (2 if fused else 0)
+    needs_fused()
+    assert len(calls) == 2 and [k["method"] for k in calls] == [layer.discretization] * 2
     for a, b in zip(runs["1"], runs["0"]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
