@@ -71,11 +71,10 @@ def library() -> ctypes.CDLL | None:
     for suffix in _SUFFIXES.values():
         getattr(lib, f"ssm_scan_forward_{suffix}").argtypes = [i64] * 5 + [ptr] * 13
         getattr(lib, f"ssm_scan_backward_{suffix}").argtypes = [i64] * 5 + [ptr] * 21
-        getattr(lib, f"ssm_conv_silu_step_{suffix}").argtypes = [i64] * 3 + [ptr, i64] + [ptr] * 5
-        getattr(lib, f"ssm_selective_step_{suffix}").argtypes = [i64] * 3 + [ptr] * 5 + [i64] + [ptr] * 4 + [i64, ptr, ptr]
+        getattr(lib, f"ssm_mamba_step_{suffix}").argtypes = [i64] * 6 + [ptr] * 19
         getattr(lib, f"ssm_diag_forward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 14
         getattr(lib, f"ssm_diag_backward_{suffix}").argtypes = [i64] * 6 + [ctypes.c_double] + [ptr] * 23
-        for kind in ("scan_forward", "scan_backward", "diag_forward", "diag_backward", "conv_silu_step", "selective_step"):
+        for kind in ("scan_forward", "scan_backward", "diag_forward", "diag_backward", "mamba_step"):
             getattr(lib, f"ssm_{kind}_{suffix}").restype = None
     return lib
 
@@ -169,40 +168,28 @@ def diag_backward(u, delta, Lambda, B, C, D, u_before, entering, gy, gx_last, ki
     )  # fmt: skip
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """t (batch, n) with unit stride along n (a view into a wider output stays a view)."""
-    return t if t.stride(-1) == 1 else t.contiguous()
+def mamba_step_plan(constants) -> tuple:
+    """What every streaming step of one Mamba layer passes to the C++ step and that changes only
+    with its parameters, from ``MambaLayer._step_constants``: (dtype, d_model, d_inner, d_conv, N,
+    dt_rank, the weights' pointers, the contiguous tensors they point into)."""
+    A, D, conv_w, conv_b, linear = constants
+    (in_w, in_b), (x_w, x_b), (dt_w, dt_b), (out_w, out_b) = linear
+    tensors = [None if t is None else t.contiguous() for t in (in_w, in_b, conv_w, conv_b, x_w, x_b, dt_w, dt_b, out_w, out_b, A, D)]
+    (H, N), K, R = A.shape, conv_w.shape[1], dt_w.shape[0]
+    return A.dtype, in_w.shape[0], H, K, N, R, tuple(map(_ptr, tensors)), tensors
 
 
-def conv_silu_step(x, conv_state, w, bias):
-    """Mamba's causal depthwise conv for one new input, then SiLU: x (batch, H) (rows may be a view
-    into in_proj's output), conv_state (batch, H, K − 1), w (H, K), bias (H,) or None → (x' (batch,
-    H), new conv_state (batch, H, K − 1)); new tensors, the arguments are not modified."""
-    x = _rows(x)
-    conv_state, w = conv_state.contiguous(), w.contiguous()
-    bias = None if bias is None else bias.contiguous()
-    batch, H = x.shape
-    K = w.shape[1]
-    out, new_state = x.new_empty(batch, H), x.new_empty(batch, H, K - 1)
-    fn = _function("conv_silu_step", x.dtype)
-    fn(batch, H, K, _ptr(x), x.stride(0), *map(_ptr, (conv_state, w, bias, out, new_state)))
-    return out, new_state
-
-
-def selective_step(x, delta_raw, dt, B, C, state, A, D, z):
-    """One selective SSM step and Mamba's gate: Δ = softplus(δ) · dt, h = exp(ΔA) ⊙ h + Δ x B,
-    y = (C · h + D x) · silu(z). x, δ (batch, H), dt (batch,) or None, B, C (batch, N) (rows may be
-    views into x_proj's output, one row stride), state (batch, H, N), A (H, N), D (H,), z (batch, H)
-    → (y (batch, H), new state (batch, H, N)); new tensors, the arguments are not modified."""
-    x, delta_raw, z = x.contiguous(), delta_raw.contiguous(), _rows(z)
-    B, C = _rows(B), _rows(C)
-    if B.stride(0) != C.stride(0):
-        B, C = B.contiguous(), C.contiguous()
-    state, A, D = state.contiguous(), A.contiguous(), D.contiguous()
+def mamba_step(u, conv_state, ssm_state, dt, plan):
+    """One streaming step of a whole Mamba layer (in_proj, conv + SiLU, x_proj, dt_proj, the
+    selective SSM step and gate, out_proj) in one call: u (batch, d_model), conv_state (batch, H,
+    K − 1), ssm_state (batch, H, N), dt (batch,) or None, all in the plan's dtype, ``plan`` from
+    :func:`mamba_step_plan` → (y (batch, d_model), (new conv_state, new ssm_state)); new tensors,
+    the arguments are not modified."""
+    dtype, d_model, H, K, N, R, weights, _ = plan
+    u, conv_state, ssm_state = u.contiguous(), conv_state.contiguous(), ssm_state.contiguous()
     dt = None if dt is None else dt.contiguous()
-    batch, H = x.shape
-    N = A.shape[1]
-    y, new_state = x.new_empty(batch, H), x.new_empty(batch, H, N)
-    fn = _function("selective_step", x.dtype)
-    fn(batch, H, N, *map(_ptr, (x, delta_raw, dt, B, C)), B.stride(0), *map(_ptr, (state, A, D, z)), z.stride(0), _ptr(y), _ptr(new_state))
-    return y, new_state
+    batch = u.shape[0]
+    out, new_conv, new_ssm = u.new_empty(batch, d_model), u.new_empty(batch, H, K - 1), u.new_empty(batch, H, N)
+    fn = _function("mamba_step", dtype)
+    fn(batch, d_model, H, K, N, R, _ptr(u), *weights, _ptr(dt), *map(_ptr, (conv_state, ssm_state, out, new_conv, new_ssm)))
+    return out, (new_conv, new_ssm)

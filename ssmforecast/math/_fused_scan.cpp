@@ -1,5 +1,5 @@
-// Fused CPU selective scan (Gu & Dao 2023 §3.3, Alg. 2; ZOH of A, Euler of B) and Mamba's streaming
-// step (conv + SiLU, selective SSM + gate), built on first use
+// Fused CPU selective scan (Gu & Dao 2023 §3.3, Alg. 2; ZOH of A, Euler of B), S4D's scan with a step
+// per sample and Mamba's streaming layer step, built on first use
 // by ssmforecast/math/_fused.py through torch.utils.cpp_extension and called with ctypes, which
 // releases the GIL for the whole call: Python threads run batch parts side by side.
 //
@@ -97,6 +97,47 @@ __attribute__((always_inline)) inline void sin_cos(double x, double& s, double& 
 
 __attribute__((always_inline)) inline float exp_of(float x) noexcept { return exp_f32(x); }
 __attribute__((always_inline)) inline double exp_of(double x) noexcept { return std::exp(x); }
+
+// log(x) for x ≥ 1 (Cephes' logf): x = 2^e m, m ∈ [√½, √2), log m = t − t²/2 + t³ P(t), t = m − 1
+__attribute__((always_inline)) inline float log_f32(float x) noexcept {
+    int32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    float e = static_cast<float>(((bits >> 23) & 0xff) - 126);
+    bits = (bits & 0x807fffff) | 0x3f000000;  // m ∈ [0.5, 1)
+    float m;
+    std::memcpy(&m, &bits, sizeof m);
+    const bool low = m < 0.707106781186547524f;
+    e = low ? e - 1.0f : e;
+    const float t = low ? m + m - 1.0f : m - 1.0f;
+    const float z = t * t;
+    float p = 7.0376836292e-2f;
+    p = p * t - 1.1514610310e-1f;
+    p = p * t + 1.1676998740e-1f;
+    p = p * t - 1.2420140846e-1f;
+    p = p * t + 1.4249322787e-1f;
+    p = p * t - 1.6668057665e-1f;
+    p = p * t + 2.0000714765e-1f;
+    p = p * t - 2.4999993993e-1f;
+    p = p * t + 3.3333331174e-1f;
+    const float y = t * z * p - 2.12194440e-4f * e - 0.5f * z;
+    return (t + y) + 0.693359375f * e;
+}
+
+// softplus(r) = log(1 + e^r) (r > 20: r, as torch); log1p(v) = log(1 + v) · v / ((1 + v) − 1),
+// exact where 1 + v rounds to 1 (Goldberg 1991, "What every computer scientist should know about
+// floating-point arithmetic", Theorem 4)
+__attribute__((always_inline)) inline float softplus_of(float r) noexcept {
+    const float v = exp_f32(r), w = 1.0f + v;
+    const float l = w == 1.0f ? v : log_f32(w) * (v / (w - 1.0f));
+    return r > 20.0f ? r : l;
+}
+__attribute__((always_inline)) inline double softplus_of(double r) noexcept { return r > 20.0 ? r : std::log1p(std::exp(r)); }
+
+// silu(x) = x σ(x) = x / (1 + e^−x)
+template <typename S>
+__attribute__((always_inline)) inline S silu_of(S x) noexcept {
+    return x / (S(1) + exp_of(-x));
+}
 
 // Forward for series [0, batch) of this call: y (with D u where D is given), x_L and the entering
 // states; su, sd, sy: the strides of u, Δ and y.
@@ -582,7 +623,7 @@ void conv_silu_step(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_s
             if (bias) acc += bias[h];
             for (int64_t j = 0; j + 2 < K; ++j) nst[j] = st[j + 1];
             if (K > 1) nst[K - 2] = xk;
-            out[b * H + h] = acc / (S(1) + std::exp(-acc));  // silu
+            out[b * H + h] = silu_of(acc);
         }
     }
 }
@@ -601,7 +642,7 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
         for (int64_t h = 0; h < H; ++h) {
             const int64_t bh = b * H + h;
             const S r = delta_raw[bh];
-            S d = r > S(20) ? r : std::log1p(std::exp(r));  // softplus
+            S d = softplus_of(r);
             if (dt) d *= dt[b];
             const S xv = x[bh], du = d * xv;
             const S* A_h = A + h * N;
@@ -614,8 +655,44 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
                 acc += Cb[n] * nst[n];
             }
             const S zv = z[b * z_stride + h];
-            y[bh] = (acc + D[h] * xv) * (zv / (S(1) + std::exp(-zv)));
+            y[bh] = (acc + D[h] * xv) * silu_of(zv);
         }
+    }
+}
+
+// y = x Wᵀ + b for one row, from the transposed weight Wt (in, out), row-major: the rows of Wt summed
+// with the weights x (vectorised over out); b (out,) or null
+template <typename S>
+void row_linear(int64_t in, int64_t out, const S* x, const S* Wt, const S* b, S* y) noexcept {
+    for (int64_t o = 0; o < out; ++o) y[o] = b ? b[o] : S(0);
+    for (int64_t i = 0; i < in; ++i) {
+        const S xi = x[i];
+        const S* w = Wt + i * out;
+#pragma omp simd
+        for (int64_t o = 0; o < out; ++o) y[o] += xi * w[o];
+    }
+}
+
+// One streaming step of a whole Mamba layer (Gu & Dao 2023 §3.4, Fig. 3; Alg. 2), per series b:
+//   [x, z] = in_proj(u),  x' = silu(conv([conv_state, x])),  [δ, B, C] = x_proj(x'),  δ' = dt_proj(δ),
+//   (y, h) = selective_step(x', δ', B, C, z),  out = out_proj(y)
+// u (batch, d_model); the projections' transposed weights (in, out) and biases (out,) or null; the
+// states (batch, H, K − 1) and (batch, H, N); dt (batch,) or null.
+template <typename S>
+void mamba_step(int64_t batch, int64_t d_model, int64_t H, int64_t K, int64_t N, int64_t R, const S* u,
+                const S* in_w, const S* in_b, const S* conv_w, const S* conv_b, const S* x_w, const S* x_b,
+                const S* dt_w, const S* dt_b, const S* out_w, const S* out_b, const S* A, const S* D, const S* dt,
+                const S* conv_state, const S* ssm_state, S* out, S* new_conv_state, S* new_ssm_state) {
+    std::vector<S> xz(2 * H), xc(H), xdbl(R + 2 * N), draw(H), y(H);
+    for (int64_t b = 0; b < batch; ++b) {
+        row_linear(d_model, 2 * H, u + b * d_model, in_w, in_b, xz.data());
+        conv_silu_step<S>(1, H, K, xz.data(), 0, conv_state + b * H * (K - 1), conv_w, conv_b, xc.data(),
+                          new_conv_state + b * H * (K - 1));
+        row_linear(H, R + 2 * N, xc.data(), x_w, x_b, xdbl.data());
+        row_linear(R, H, xdbl.data(), dt_w, dt_b, draw.data());
+        selective_step<S>(1, H, N, xc.data(), draw.data(), dt ? dt + b : nullptr, xdbl.data() + R, xdbl.data() + R + N,
+                          0, ssm_state + b * H * N, A, D, xz.data() + H, 0, y.data(), new_ssm_state + b * H * N);
+        row_linear(H, d_model, y.data(), out_w, out_b, out + b * d_model);
     }
 }
 
@@ -653,14 +730,13 @@ void selective_step(int64_t batch, int64_t H, int64_t N, const S* x, const S* de
         DIAG_BACKWARD<S>[kind](batch, H, L, n, T, S(alpha), u, su, delta, sd, Lambda, B, C, D, u_before, entering,  \
                                gy, sgy, gx_last, gu, sgu, gdelta, sgd, gLambda, gB, gC, gD, gx0, gu_before);         \
     }                                                                                                               \
-    void ssm_conv_silu_step_##suffix(int64_t batch, int64_t H, int64_t K, const S* x, int64_t x_stride,             \
-                                     const S* conv_state, const S* w, const S* bias, S* out, S* new_state) {         \
-        conv_silu_step<S>(batch, H, K, x, x_stride, conv_state, w, bias, out, new_state);                            \
-    }                                                                                                               \
-    void ssm_selective_step_##suffix(int64_t batch, int64_t H, int64_t N, const S* x, const S* delta_raw,           \
-                                     const S* dt, const S* B, const S* C, int64_t bc_stride, const S* state,         \
-                                     const S* A, const S* D, const S* z, int64_t z_stride, S* y, S* new_state) {     \
-        selective_step<S>(batch, H, N, x, delta_raw, dt, B, C, bc_stride, state, A, D, z, z_stride, y, new_state);   \
+    void ssm_mamba_step_##suffix(int64_t batch, int64_t d_model, int64_t H, int64_t K, int64_t N, int64_t R,       \
+                                 const S* u, const S* in_w, const S* in_b, const S* conv_w, const S* conv_b,        \
+                                 const S* x_w, const S* x_b, const S* dt_w, const S* dt_b, const S* out_w,          \
+                                 const S* out_b, const S* A, const S* D, const S* dt, const S* conv_state,          \
+                                 const S* ssm_state, S* out, S* new_conv_state, S* new_ssm_state) {                 \
+        mamba_step<S>(batch, d_model, H, K, N, R, u, in_w, in_b, conv_w, conv_b, x_w, x_b, dt_w, dt_b, out_w, out_b, \
+                      A, D, dt, conv_state, ssm_state, out, new_conv_state, new_ssm_state);                         \
     }
 
 extern "C" {

@@ -345,9 +345,20 @@ class MambaLayer(SequenceLayer):
         constants, the fused C++ step where it applies (:func:`_fused_step_applies`), else ``_step_body``."""
         conv_state, ssm_state = self._check_state(state, u.shape[0])
         constants = self._cached("step", self._step_constants)
-        if _fused_step_applies(u, conv_state, ssm_state, constants[0]):
-            return _fused_step_body(u, conv_state, ssm_state, dt, constants)
+        if _fused_step_applies(u, conv_state, ssm_state):  # the whole layer in one C++ call
+            plan = self._fused_plan(constants)
+            if plan[0] == u.dtype:  # weights, A and D in the input's dtype
+                return _fused.mamba_step(u, conv_state, ssm_state, None if dt is None else dt.to(u.dtype), plan)
         return _step_body(u, conv_state, ssm_state, dt, constants)
+
+    def _fused_plan(self, constants) -> tuple:
+        """The fused step's arguments for these (memoised) constants, kept beside them in the step memo.
+        Writes to self: ``_step_cache["fused_step"] = (constants, plan)``."""
+        cache = self.__dict__.setdefault("_step_cache", {})
+        entry = cache.get("fused_step")
+        if entry is None or entry[0] is not constants:
+            entry = cache["fused_step"] = (constants, _fused.mamba_step_plan(constants))
+        return entry[1]
 
     # -- the compiled step (Backbone.compile_step): the same _step_body, in one graph -------------
 
@@ -402,34 +413,19 @@ def _step_body(u, conv_state, ssm_state, dt, constants, autocast: bool = True):
     return _linear(y, *out_proj), new_state  # (batch, d_model)
 
 
-def _fused_step_applies(u, conv_state, ssm_state, A) -> bool:
-    """The fused C++ step runs inference on the CPU in one dtype (float32 or float64): no autograd,
-    no autocast, and a library that builds (``SSMFORECAST_FUSED_SCAN=0`` keeps it off)."""
+def _fused_step_applies(u, conv_state, ssm_state) -> bool:
+    """The fused C++ step runs inference on the CPU in one dtype (float32 or float64; the weights'
+    are checked by the caller): no autograd, no autocast, and a library that builds
+    (``SSMFORECAST_FUSED_SCAN=0`` keeps it off)."""
     return (
         not torch.is_grad_enabled()
         and u.device.type == "cpu"
-        and u.dtype == A.dtype == conv_state.dtype == ssm_state.dtype
-        and _fused.supports(u)
+        and u.dtype == conv_state.dtype == ssm_state.dtype
+        and u.dtype in _fused.DTYPES
         and not autocast_enabled("cpu")
         and _fused.enabled()
         and _fused.library() is not None
     )
-
-
-# _step_body with the conv + SiLU and the SSM step + gate each fused into one C++ call: six calls a
-# layer instead of about twenty-five (the four projections stay torch matrix products)
-def _fused_step_body(u, conv_state, ssm_state, dt, constants):
-    """As :func:`_step_body` (same arguments and result), on the CPU without autograd."""
-    A, D, conv_w, conv_b, (in_proj, x_proj, dt_proj, out_proj) = constants
-    (H_in, N), R = A.shape, dt_proj[0].shape[0]
-    xz = _linear(u, *in_proj)  # (batch, 2 H_in)
-    x, conv_state = _fused.conv_silu_step(xz[:, :H_in], conv_state, conv_w, conv_b)  # (batch, H_in), (batch, H_in, K − 1)
-    x_dbl = _linear(x, *x_proj)  # (batch, R + 2N)
-    delta_raw = _linear(x_dbl[:, :R], *dt_proj)  # (batch, H_in), before the softplus
-    dt = None if dt is None else dt.to(A.dtype)
-    B, C = x_dbl[:, R : R + N], x_dbl[:, R + N :]  # (batch, N) each
-    y, h = _fused.selective_step(x, delta_raw, dt, B, C, ssm_state, A, D, xz[:, H_in:])  # (batch, H_in), (batch, H_in, N)
-    return _linear(y, *out_proj), (conv_state, h)  # (batch, d_model)
 
 
 # y = x Wᵀ + b, as nn.Linear, with Wᵀ taken once per parameter version

@@ -318,17 +318,17 @@ def _count_fused_steps(monkeypatch):
     from ssmforecast.math import _fused
 
     calls = []
-    original = _fused.selective_step
-    monkeypatch.setattr(_fused, "selective_step", lambda *a: calls.append(a[0].dtype) or original(*a))
+    original = _fused.mamba_step
+    monkeypatch.setattr(_fused, "mamba_step", lambda *a: calls.append(a[0].dtype) or original(*a))
     return calls
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("kwargs", [{}, {"conv_bias": False, "d_conv": 1}, {"d_conv": 4, "bias": True}], ids=["default", "K1-nobias", "K4-bias"])
 def test_fused_step_equals_the_torch_step(monkeypatch, dtype, tol, kwargs):
-    """Without grad on the CPU the step runs as two C++ calls per layer (conv + SiLU, SSM + gate):
-    same outputs and states as the torch step body (float64 to rounding), over an irregular stream,
-    and the caller's state is not modified."""
+    """Without grad on the CPU the layer's step runs as one C++ call (the four projections, conv +
+    SiLU, SSM + gate): same outputs and states as the torch step body (float64 to rounding), over an
+    irregular stream, with and without biases, and the caller's state is not modified."""
     needs_fused()
     calls = _count_fused_steps(monkeypatch)
     layer = _layer(dtype, **kwargs).eval()
@@ -348,6 +348,28 @@ def test_fused_step_equals_the_torch_step(monkeypatch, dtype, tol, kwargs):
                 assert r.numel() == 0 or _rel(s, r) < tol
             state = new_state
     assert calls == [dtype] * 12
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_fused_step_softplus_and_silu_over_wide_ranges(monkeypatch, dtype, tol):
+    """The C++ step's own softplus (log1p(e^r) by its float32 exp and log; r itself above 20) and SiLU
+    against torch's, read through the new SSM state from zero (h = Δ x B): dt_proj's bias spread
+    over [−30, 30] puts Δ = softplus(δ) on both sides of 20 and down to 1e-13, large in_proj weights
+    put the SiLU inputs far into both tails."""
+    needs_fused()
+    calls = _count_fused_steps(monkeypatch)
+    layer = _layer(dtype, d_model=4, d_state=3, expand=16).eval()  # d_inner 64
+    with torch.no_grad():
+        layer.dt_proj.bias.copy_(torch.linspace(-30, 30, layer.dt_proj.bias.numel(), dtype=dtype))
+        layer.in_proj.weight.mul_(40)
+    u, _ = _inputs(2, 1, layer.d_model, dtype)
+    state = layer.allocate_state(2)
+    with torch.no_grad():
+        y, (_, h) = layer.step(u[:, 0], state)
+        y_ref, (_, h_ref) = mamba_module._step_body(u[:, 0], *state, None, layer._step_constants())
+    assert calls == [dtype]
+    torch.testing.assert_close(h, h_ref, rtol=tol, atol=0)
+    torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol * y_ref.abs().max().item())
 
 
 def test_fused_step_is_skipped_under_grad_autocast_and_the_switch(monkeypatch):
