@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from . import _fused
-from ._checks import check_broadcast, check_choice, check_finite
+from ._checks import check_broadcast, check_choice, check_finite, check_step
 from ._threads import one_intra_op_thread
 from .discretize import METHODS as DISCRETIZE_METHODS
 from .discretize import discretize_diag, foh_diag, method_alpha
@@ -1043,7 +1043,7 @@ def diagonal_scan(
     Parameters
     ----------
     u, delta : Tensor of shape (batch, H, L)
-        Real input and step Δ_k per channel and sample (Δ · the time since the previous sample).
+        Real input and step Δ_k > 0 per channel and sample (Δ · the time since the previous sample).
     Lambda, B, C : Tensor of shape (H, n)
         Diagonal state matrix (no zero entry for the fused ZOH), input and output vectors; complex
         (real ones are taken as complex).
@@ -1073,7 +1073,7 @@ def diagonal_scan(
     Raises
     ------
     ValueError
-        For shapes that disagree, L = 0, non-finite inputs, a complex u, Δ or D, an unknown
+        For shapes that disagree, L = 0, non-finite inputs, a Δ that is not strictly positive, a complex u, Δ or D, an unknown
         ``method`` or ``inner``, ``u_before`` without "foh", a block_size < 1, or ``inner="fused"``
         where it cannot run (off the CPU, a library that does not build, a zero in Λ under ZOH / FOH).
     """
@@ -1128,6 +1128,7 @@ def _check_diagonal(u, delta, Lambda, B, C, D, x0, u_before) -> None:
     batch, H, _ = u.shape
     if delta.shape != u.shape:
         raise ValueError(f"delta must have u's shape {tuple(u.shape)}, got {tuple(delta.shape)}")
+    check_step(delta, "delta")  # as discretize_diag requires of Δ
     if Lambda.ndim != 2 or Lambda.shape[0] != H:
         raise ValueError(f"Lambda must have shape (H, n) = ({H}, n), got {tuple(Lambda.shape)}")
     for name in ("B", "C"):

@@ -222,6 +222,10 @@ def test_errors():
     bad[0, 1, 2] = float("nan")
     with pytest.raises(ValueError, match="delta"):
         diagonal_scan(u, bad, Lambda, B, C)
+    bad[0, 1, 2] = 0.0
+    for inner in ("fused", "reference"):
+        with pytest.raises(ValueError, match="delta must be strictly positive"):
+            diagonal_scan(u, bad, Lambda, B, C, inner=inner)
     with pytest.raises(ValueError, match="block_size"):
         diagonal_scan(u, delta, Lambda, B, C, block_size=0)
 
