@@ -90,11 +90,6 @@ def available(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cpu" and dtype in DTYPES and enabled() and library() is not None
 
 
-def supports(*tensors: torch.Tensor) -> bool:
-    """The fused scan runs float32 and float64 CPU tensors."""
-    return all(t.device.type == "cpu" and t.dtype in DTYPES for t in tensors)
-
-
 def _function(name: str, dtype: torch.dtype):
     """The library's entry point ``ssm_<name>_<f32|f64>`` for this dtype."""
     return getattr(library(), f"ssm_{name}_{_SUFFIXES[dtype]}")

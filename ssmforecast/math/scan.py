@@ -781,6 +781,11 @@ FUSED_BLOCK = 64
 FUSED_PARALLEL_NUMEL = 2**18
 
 
+def _rows(t: torch.Tensor | None, p: slice) -> torch.Tensor | None:
+    """Rows p of an optional per-series tensor (a batch part's view), None for None."""
+    return None if t is None else t[p]
+
+
 def _fused_parts(batch: int, numel: int) -> tuple[list[tuple[int, int]], int]:
     """→ ([(start, stop)] of the batch parts, threads): one part per thread, as many threads as
     torch's intra-op count, the series and FUSED_PARALLEL_NUMEL allow."""
@@ -808,7 +813,7 @@ class _FusedSelectiveScan(torch.autograd.Function):
 
         def part(bounds):
             p = slice(*bounds)
-            _fused.forward(u[p], delta[p], A, B[p], C[p], D, None if x0 is None else x0[p], block, y[p], x_last[p], entering[p])
+            _fused.forward(u[p], delta[p], A, B[p], C[p], D, _rows(x0, p), block, y[p], x_last[p], entering[p])
 
         _map_parts(part, parts, threads, cpu=True)
         ctx.save_for_backward(u, delta, A, B, C, D, entering)
@@ -829,7 +834,7 @@ class _FusedSelectiveScan(torch.autograd.Function):
 
         def part(bounds):
             p = slice(*bounds)
-            part_gx_last, part_gD = (None if t is None else t[p] for t in (gx_last, gD))
+            part_gx_last, part_gD = _rows(gx_last, p), _rows(gD, p)
             outs = (gu[p], gdelta[p], gA[p], gB[p], gC[p], part_gD, gx0[p])
             _fused.backward(u[p], delta[p], A, B[p], C[p], D, entering[p], gy[p], part_gx_last, ctx.block, *outs)
 
@@ -967,12 +972,11 @@ class _FusedDiagonalScan(torch.autograd.Function):
         x_last = u.new_empty(batch, H, n, 2)
         entering = u.new_empty(batch, H, -(-L // block), 2, n)  # the state entering each block, split
         parts, threads = _fused_parts(batch, batch * H * n * L * 8)  # ~8 real operations per complex mode-step
-        rows = lambda t, p: None if t is None else t[p]  # noqa: E731
 
         def part(bounds):
             p = slice(*bounds)
             _fused.diag_forward(
-                u[p], delta[p], Lr, Br, Cr, D, rows(x0r, p), rows(u_before, p), kind, alpha, block, y[p], x_last[p], entering[p]
+                u[p], delta[p], Lr, Br, Cr, D, _rows(x0r, p), _rows(u_before, p), kind, alpha, block, y[p], x_last[p], entering[p]
             )
 
         _map_parts(part, parts, threads, cpu=True)
@@ -991,13 +995,12 @@ class _FusedDiagonalScan(torch.autograd.Function):
         gLambda, gB, gC, gx0 = (u.new_empty(batch, *Lr.shape) for _ in range(4))  # (batch, H, n, 2): per series
         gD = None if D is None else u.new_empty(batch, Lr.shape[0])  # (batch, H)
         gu_before = None if u_before is None else torch.empty_like(u_before)  # (batch, H)
-        rows = lambda t, p: None if t is None else t[p]  # noqa: E731
 
         def part(bounds):
             p = slice(*bounds)
-            grads = (gu[p], gdelta[p], gLambda[p], gB[p], gC[p], rows(gD, p), gx0[p], rows(gu_before, p))
+            grads = (gu[p], gdelta[p], gLambda[p], gB[p], gC[p], _rows(gD, p), gx0[p], _rows(gu_before, p))
             _fused.diag_backward(
-                u[p], delta[p], Lr, Br, Cr, D, rows(u_before, p), entering[p], gy[p], rows(gx_last, p),
+                u[p], delta[p], Lr, Br, Cr, D, _rows(u_before, p), entering[p], gy[p], _rows(gx_last, p),
                 ctx.kind, ctx.alpha, ctx.block, grads,
             )  # fmt: skip
 
@@ -1092,7 +1095,7 @@ def diagonal_scan(
             real = torch.promote_types(real, t.real.dtype if t.is_complex() else t.dtype)
     real = torch.promote_types(real, torch.float32)  # half precision: the scan accumulates in float32
     cplx = torch.complex64 if real == torch.float32 else torch.complex128
-    zero = alpha is None and bool((Lambda == 0).any())  # the fused ZOH and FOH divide by Λ
+    zero = inner != "reference" and alpha is None and bool((Lambda == 0).any())  # the fused ZOH and FOH divide by Λ
     if inner == "fused":
         _check_fused(u.device, real)
         if zero:

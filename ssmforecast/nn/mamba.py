@@ -415,16 +415,13 @@ def _step_body(u, conv_state, ssm_state, dt, constants, autocast: bool = True):
 
 def _fused_step_applies(u, conv_state, ssm_state) -> bool:
     """The fused C++ step runs inference on the CPU in one dtype (float32 or float64; the weights'
-    are checked by the caller): no autograd, no autocast, and a library that builds
-    (``SSMFORECAST_FUSED_SCAN=0`` keeps it off)."""
+    are checked by the caller): no autograd, no autocast, and the fused library available there
+    (built, and not switched off by ``SSMFORECAST_FUSED_SCAN=0``)."""
     return (
         not torch.is_grad_enabled()
-        and u.device.type == "cpu"
         and u.dtype == conv_state.dtype == ssm_state.dtype
-        and u.dtype in _fused.DTYPES
         and not autocast_enabled("cpu")
-        and _fused.enabled()
-        and _fused.library() is not None
+        and _fused.available(u.device, u.dtype)
     )
 
 
