@@ -84,7 +84,12 @@ FULL_CONFIG = {
     "batch_size": 64,
     "lr": 3e-3,
     "loss": "normal",
+    "ensemble": 1,
 }
+
+#: Configuration keys of the benchmark itself, not of the forecaster: ``ensemble`` = K, the number
+#: of fits (seeds ``seed`` … ``seed + K − 1``) whose forecasts are pooled (:func:`mixture`).
+BENCHMARK_KEYS = ("ensemble",)
 
 #: Full-mode settings by features, over :data:`FULL_CONFIG`, chosen on the validation losses of
 #: every epoch (``val_losses`` in run.json): on S (ETTh1 and ETTh2, all horizons) each fit's best
@@ -141,6 +146,10 @@ class FitRecord:
     val_losses : list of float
         The validation loss after each epoch (the training loss, e.g. the normal negative
         log-likelihood), so that the effect of another patience can be read off a run.
+    members : list of FitRecord
+        Only for an ensemble (:func:`fit_ensemble`, K > 1): each fit's own record, seeds in order.
+        The ensemble's record then holds the total ``seconds`` and ``epochs`` of its K fits, the
+        latest ``best_epoch`` among them and no ``val_losses``.
     """
 
     first_row: int
@@ -152,6 +161,7 @@ class FitRecord:
     epochs: int
     best_epoch: int
     val_losses: list = field(default_factory=list)
+    members: list = field(default_factory=list)
 
 
 @dataclass
@@ -200,7 +210,37 @@ def make_forecaster(model: str, config: dict, lookback: int, horizon: int, seed:
     """An unfitted forecaster of ``model`` ("s4", "s4d", "mamba") with ``config`` (see :data:`FULL_CONFIG`)."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}; got {model!r}")
-    return MODELS[model](context_length=lookback, horizon=horizon, random_state=seed, device=device, **config)
+    params = {k: v for k, v in config.items() if k not in BENCHMARK_KEYS}
+    return MODELS[model](context_length=lookback, horizon=horizon, random_state=seed, device=device, **params)
+
+
+def make_ensemble(model: str, config: dict, lookback: int, horizon: int, seed: int, device: str) -> list:
+    """The K = ``config["ensemble"]`` (default 1) unfitted forecasters of one model, seeds ``seed``,
+    ``seed + 1``, … ``seed + K − 1``: the same configuration, other initialisations and batch orders."""
+    K = config.get("ensemble", 1)
+    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
+        raise ValueError(f"ensemble must be a positive integer (the number of fits); got {K!r}")
+    return [make_forecaster(model, config, lookback, horizon, seed + k, device) for k in range(K)]
+
+
+def mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pool K forecasts as the equal-weight mixture of their normals N(μ_k, σ_k²).
+
+    Mean μ̄ = (1/K) Σ_k μ_k; variance by the law of total variance, (1/K) Σ_k σ_k² +
+    (1/K) Σ_k (μ_k − μ̄)²; its std is that of the mixture, whose 80% interval the tables read
+    as μ̄ ± 1.2816·std (a normal approximation). NaN stds (no normal head) give a NaN std.
+
+    Parameters
+    ----------
+    means, stds : ndarray of shape (K, n, H, C)
+
+    Returns
+    -------
+    mean, std : ndarray of shape (n, H, C)
+    """
+    mean = means.mean(axis=0)  # (n, H, C)
+    var = (stds**2).mean(axis=0) + ((means - mean) ** 2).mean(axis=0)  # (n, H, C)
+    return mean, np.sqrt(var)
 
 
 def channel_panel(panel: pd.DataFrame) -> pd.DataFrame:
@@ -258,6 +298,38 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
         best_epoch=int(np.argmin(losses)),
         val_losses=[float(v) for v in losses],
     )
+
+
+def fit_ensemble(forecasters: list, splits: Splits, index: pd.DatetimeIndex, horizon: int, channels: str = "mixed") -> FitRecord:
+    """:func:`fit_forecaster` for each of the K forecasters of :func:`make_ensemble`, one after
+    the other → the one fit's record (K = 1), or one with the K records as ``members``."""
+    records = [fit_forecaster(f, splits, index, horizon, channels) for f in forecasters]
+    if len(records) == 1:
+        return records[0]
+    first = records[0]
+    return FitRecord(
+        first_row=first.first_row,
+        last_row=first.last_row,
+        n_train_windows=first.n_train_windows,
+        n_val_windows=first.n_val_windows,
+        validation_fraction=first.validation_fraction,
+        seconds=sum(r.seconds for r in records),
+        epochs=sum(r.epochs for r in records),
+        best_epoch=max(r.best_epoch for r in records),
+        members=records,
+    )
+
+
+def forecast_ensemble(forecasters: list, splits: Splits, segment: np.ndarray, horizon: int, channels: str = "mixed"):
+    """:func:`forecast_segment` for each forecaster, the K forecasts pooled by :func:`mixture`
+    (one forecaster: its own forecast unchanged). Same returns; ``seconds`` is the total."""
+    parts = [forecast_segment(f, splits, segment, horizon, channels) for f in forecasters]
+    _, _, truth, context, _ = parts[0]
+    seconds = sum(p[4] for p in parts)
+    if len(parts) == 1:
+        return parts[0]
+    mean, std = mixture(np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]))  # (n, H, C) each
+    return mean, std, truth, context, seconds
 
 
 def forecast_segment(forecaster, splits: Splits, segment: np.ndarray, horizon: int, channels: str = "mixed"):
@@ -374,11 +446,11 @@ def run_setting(
         rows += published_rows(name, protocol, features, H)
         for model in models:
             key = (name, protocol, features, H, model)
-            forecaster = make_forecaster(model, configs[model], lookback, H, seed, device)
-            fit = fit_forecaster(forecaster, splits, df.index, H, channels)
-            val_mean, _, val_truth, _, _ = forecast_segment(forecaster, splits, splits.val, H, channels)
+            members = make_ensemble(model, configs[model], lookback, H, seed, device)
+            fit = fit_ensemble(members, splits, df.index, H, channels)
+            val_mean, _, val_truth, _, _ = forecast_ensemble(members, splits, splits.val, H, channels)
             val_mse, _ = mse_mae(val_mean, val_truth)
-            mean, std, truth, context, seconds = forecast_segment(forecaster, splits, splits.test, H, channels)
+            mean, std, truth, context, seconds = forecast_ensemble(members, splits, splits.test, H, channels)
             mse, mae = mse_mae(mean, truth)
             inside = np.abs(truth - mean) <= INTERVAL_Z * std  # (n, H, C); all False where std is NaN
             coverage = float(inside.mean()) if np.isfinite(std).all() else np.nan
@@ -387,7 +459,7 @@ def run_setting(
                     data=name, protocol=protocol, features=features, horizon=H, kind="ours", method=LABELS[model],
                     source=model, lookback=lookback, mse=mse, mae=mae, n_windows=len(truth), val_mse=val_mse,
                     coverage80=coverage, train_s=fit.seconds, epochs=fit.epochs, best_epoch=fit.best_epoch,
-                    windows_per_s=len(truth) / seconds, n_params=count_parameters(forecaster),
+                    windows_per_s=len(truth) / seconds, n_params=sum(map(count_parameters, members)),
                     note=_note(configs[model], _independent(channels, splits)),
                 )  # fmt: skip
             )
@@ -400,7 +472,9 @@ def run_setting(
                 _Sample(key, starts, context[starts, :, channel], truth[starts, :, channel], mean[starts, :, channel], std[starts, :, channel], splits.targets[channel])
             )
             log(
-                f"{name} {protocol} {features} H={H} {LABELS[model]}: fit {fit.seconds:.0f} s, {fit.epochs} epochs "
+                f"{name} {protocol} {features} H={H} {LABELS[model]}"
+                + (f" (ensemble of {len(members)})" if len(members) > 1 else "")
+                + f": fit {fit.seconds:.0f} s, {fit.epochs} epochs "
                 f"(best {fit.best_epoch}), val MSE {val_mse:.4f}, test MSE {mse:.4f} MAE {mae:.4f}"
             )
     return rows, fits, predictions, samples
@@ -420,9 +494,10 @@ def config_text(config: dict | None, features: str) -> str:
 
 
 def _note(config: dict, independent: bool) -> str:
-    """What sets a fit apart from the defaults, for the tables: loss, channels, RevIN floor."""
+    """What sets a fit apart from the defaults, for the tables: loss, channels, RevIN floor, ensemble."""
     note = f"loss={config['loss']}" + (", channels=independent" if independent else "")
-    return note + (f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else "")
+    note += f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else ""
+    return note + (f", ensemble={config['ensemble']}" if config.get("ensemble", 1) > 1 else "")
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -689,6 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay of the weight matrices, never of SSM parameters, biases or norms (default {FULL_CONFIG['weight_decay']:g})")
     p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']})")
     p.add_argument("--loss", choices=["normal", "mse", "mae"], help=f"training loss (default {FULL_CONFIG['loss']})")
+    p.add_argument(
+        "--ensemble", type=int, metavar="K",
+        help="fit each model K times (seeds --seed … --seed + K − 1) and pool the K forecasts: mean of the means, mixture std (default 1)",
+    )  # fmt: skip
     p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
     p.add_argument(
         "--channels", choices=CHANNELS,
@@ -720,6 +799,7 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
         "revin_min_std": args.revin_min_std, "dropout": args.dropout, "weight_decay": args.weight_decay,
+        "ensemble": args.ensemble,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     full = {**FULL_CONFIG, **FEATURE_CONFIG[features]}
@@ -766,6 +846,8 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     models = pick(args.models, QUICK["models"], list(MODELS))
     if args.horizons is not None and min(args.horizons) < 1:
         parser.error("--horizons must be positive integers")
+    if args.ensemble is not None and args.ensemble < 1:
+        parser.error("--ensemble must be a positive integer")
     if args.lookback is not None and (min(args.lookback) < 1 or len(set(args.lookback)) < len(args.lookback)):
         parser.error("--lookback must be distinct positive integers")
     configs = {feat: _configs(args, models, feat) for feat in features}

@@ -142,6 +142,62 @@ def test_quick_and_full_configurations():
         parser.parse_args(["--data", "ETTm1"])
 
 
+def test_mixture_pools_normals_by_the_law_of_total_variance():
+    """mixture(): the mean and variance of an equal-weight mixture of K normals, against the
+    moments of the mixture's density integrated numerically in float64."""
+    rng = np.random.default_rng(0)
+    means, stds = rng.normal(size=(3, 2, 4, 1)), rng.uniform(0.2, 2.0, size=(3, 2, 4, 1))  # (K, n, H, C)
+    mean, std = bench.mixture(means, stds)
+    assert mean.shape == std.shape == (2, 4, 1)
+    x = np.linspace(-30, 30, 600_001)  # a grid far past every component's tails
+    for i, h in np.ndindex(2, 4):
+        mu, sd = means[:, i, h, 0, None], stds[:, i, h, 0, None]  # (K, 1)
+        density = (np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))).mean(axis=0)  # (grid,)
+        m1 = np.trapezoid(x * density, x)
+        var = np.trapezoid((x - m1) ** 2 * density, x)
+        assert abs(mean[i, h, 0] - m1) < 1e-9 and abs(std[i, h, 0] ** 2 - var) < 1e-8
+    # identical members: the member itself; no std (loss without a normal head): no std
+    same_mean, same_std = bench.mixture(np.stack([means[0]] * 4), np.stack([stds[0]] * 4))
+    np.testing.assert_allclose(same_mean, means[0], rtol=1e-15)
+    np.testing.assert_allclose(same_std, stds[0], rtol=1e-15)
+    assert np.isnan(bench.mixture(means, np.full_like(stds, np.nan))[1]).all()
+
+
+def test_ensemble_pools_k_fits_with_consecutive_seeds(tiny, ett_dir, tmp_path):
+    """--ensemble 2: two fits, seeds 0 and 1, their forecasts pooled: the seed-0 member is the
+    one-model run of the `tiny` fixture (same seed, same forecast), the seed-1 member a fit made
+    here by hand; the row's test scores, parameters and record are the pooled run's."""
+    run1, _, _, splits = tiny
+    run2, seen = recorded_main([*ARGS, "--ensemble", "2", "--data-dir", str(ett_dir), "--out", str(tmp_path)])
+    assert len(seen["fit"]) == 2
+    config = json.loads((tmp_path / "run.json").read_text())["configs"]["S"]["s4d"]
+    assert config["ensemble"] == 2 and bench.config_text(config, "S").endswith("ensemble=2")
+    other = bench.make_forecaster("s4d", config, L, H, 1, "cpu")
+    assert other.get_params()["random_state"] == 1 and "ensemble" not in other.get_params()
+    bench.fit_forecaster(other, splits, load_ett("ETTh1", path=ett_dir).index, H)
+    mean0, std0 = run1.predictions[KEY]
+    mean1, std1, Y, _, _ = bench.forecast_segment(other, splits, splits.test, H)
+    mean, std = run2.predictions[KEY]
+    np.testing.assert_allclose(mean, (mean0 + mean1) / 2, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(std**2, (std0**2 + std1**2) / 2 + (mean0 - mean1) ** 2 / 4, rtol=1e-5)
+    row = run2.results[run2.results.kind == "ours"].iloc[0]
+    assert (row.mse, row.mae) == mse_mae(mean, Y) and "ensemble=2" in row.note
+    assert row.n_params == 2 * run1.results[run1.results.kind == "ours"].iloc[0].n_params
+    fit = run2.fits[KEY]
+    assert len(fit.members) == 2 and fit.seconds == sum(m.seconds for m in fit.members)
+    assert fit.epochs == sum(m.epochs for m in fit.members) and fit.members[0].val_losses == run1.fits[KEY].val_losses
+
+
+def test_ensemble_size_must_be_a_positive_integer():
+    parser = bench.build_parser()
+    with pytest.raises(SystemExit):
+        bench.main(["--ensemble", "0", "--models", "s4d"])
+    assert bench._configs(parser.parse_args(["--ensemble", "3"]), ["s4d"])["s4d"]["ensemble"] == 3
+    with pytest.raises(ValueError, match="ensemble must be a positive integer"):
+        bench.make_ensemble("s4d", {**bench.FULL_CONFIG, "ensemble": 0}, 96, 24, 0, "cpu")
+    assert [f.random_state for f in bench.make_ensemble("s4d", {**bench.FULL_CONFIG, "ensemble": 3}, 96, 24, 5, "cpu")] == [5, 6, 7]
+
+
 def test_channel_panel_is_one_univariate_series_per_segment_and_channel():
     index = pd.date_range("2020-01-01", periods=5, freq="h", name="date")
     panel = pd.concat(
