@@ -691,6 +691,28 @@ def _run_configs(run: dict) -> dict:
     return next((c for c in map(_run_configs, run.get("merged_from", [])) if c), {})
 
 
+def _read_run(folder: Path, i: int, rivals: bool) -> pd.DataFrame:
+    """A results folder's rows for :func:`merge_runs`, each tagged with the run (folder) and
+    configuration it comes from (``config`` None: read it from the folder's run.json). A folder
+    that holds a selection (``candidates.csv``: a merge with ``--select`` or a run of several
+    lookbacks) gives its chosen rows the run and configuration its candidates table names and,
+    with ``rivals``, adds the candidates that lost there, so that a later selection lists them again."""
+    folder = Path(folder)
+    results = pd.read_csv(folder / "results.csv").assign(run=folder.name, config=None, rival=False)
+    if (folder / "candidates.csv").exists():
+        candidates = pd.read_csv(folder / "candidates.csv")
+        if "run" not in candidates:  # a run of several lookbacks: its candidates are its own
+            candidates = candidates.assign(run=folder.name, config=None)
+        origin = {tuple(r[k] for k in ROW_KEYS): (r["run"], r["config"]) for _, r in candidates[candidates.chosen].iterrows()}
+        for idx in results.index[results.kind == "ours"]:
+            key = tuple(results.loc[idx, k] for k in ROW_KEYS)
+            if key in origin:
+                results.loc[idx, ["run", "config"]] = origin[key]
+        if rivals:
+            results = pd.concat([results, candidates[~candidates.chosen].drop(columns="chosen").assign(rival=True)], ignore_index=True)
+    return results.assign(run_index=i)
+
+
 def merge_runs(folders: list[Path], out: Path, select: bool = False) -> BenchmarkRun:
     """One results folder from runs of the same command split by horizon (e.g. one process per
     horizon on a GPU): results.csv rows concatenated (the naive and published rows once per
@@ -700,23 +722,25 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
     results.md and ``candidates.csv`` list every candidate. A folder may itself hold a merge.
     → the merged run (results: the rows, in setting and horizon order; no fits or predictions)."""
     runs = [json.loads((Path(f) / "run.json").read_text()) for f in folders]
-    parts = [pd.read_csv(Path(f) / "results.csv").assign(run=Path(f).name, run_index=i) for i, f in enumerate(folders)]
-    results = pd.concat(parts, ignore_index=True)
+    parts = [_read_run(f, i, rivals=select) for i, f in enumerate(folders)]
+    # a nested selection's rivals that lost come last: on a tie of validation MSE the row chosen before stays
+    results = pd.concat(parts, ignore_index=True).sort_values("rival", kind="stable").drop(columns="rival")
     candidates = None
     if select:
         results, candidates = select_on_validation(results)
-        # what set each candidate's run apart from the defaults, from that run's own record
+        # what set each candidate's run apart from the defaults: a nested selection's own table, else the run's record
         candidates["config"] = [
-            config_text(_run_configs(runs[r.run_index]).get(r.features, {}).get(r.source), r.features)
+            r.config if isinstance(r.config, str)
+            else config_text(_run_configs(runs[r.run_index]).get(r.features, {}).get(r.source), r.features)
             for r in candidates.itertuples(index=False)
-        ]
+        ]  # fmt: skip
         candidates = candidates.drop(columns="run_index")
     elif results[results.kind == "ours"].duplicated(ROW_KEYS).any():
         raise ValueError(
             "the runs overlap: the same model at the same setting and horizon twice "
             "(to keep the one with the lowest validation MSE, merge with --select)"
         )
-    results = results.drop(columns=["run", "run_index"])
+    results = results.drop(columns=["run", "run_index", "config"])
     results = results.drop_duplicates(ROW_KEYS)  # a shared horizon's naive and published rows, once
     order = {k: i for i, k in enumerate(dict.fromkeys(zip(results.data, results.protocol, results.features)))}
     results = results.assign(_s=[order[k] for k in zip(results.data, results.protocol, results.features)])

@@ -350,6 +350,41 @@ def test_merge_takes_a_merged_folder_as_one_of_its_runs(tmp_path):
     assert set(zip(candidates.run, candidates.config, candidates.chosen)) == {("inner", "default", False), ("lr", "lr=0.001", True)}
 
 
+def test_selecting_again_over_a_selection_keeps_its_candidates_and_their_origin(tmp_path):
+    """Three candidate runs A, B, C: selecting over C and the selection of A and B gives the same
+    table and the same candidates (run, configuration, chosen) as selecting over A, B and C at
+    once; the rivals of the inner selection are listed again under their own runs, and the row
+    chosen there keeps its run's name and configuration (not those of the inner selection's first run)."""
+    whole = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "etth2-S-informer-s4d"
+    base = pd.read_csv(whole / "results.csv")
+    info = json.loads((whole / "run.json").read_text())
+    ours = base.kind == "ours"
+    # val MSE offsets per horizon 24 … 720: A wins at 24 and 48, B at 168 and 336, C at 720
+    offsets = {"A": [-3, -3, 0, 0, 0], "B": [0, 0, -3, -3, -1], "C": [-1, -1, -1, -1, -3]}
+    folders = {}
+    for name, lr in (("A", 3e-3), ("B", 1e-3), ("C", 3e-4)):
+        frame = base.copy()
+        frame.loc[ours, "val_mse"] += np.array(offsets[name]) * 0.01
+        frame.loc[ours, "mse"] += {"A": 0.1, "B": 0.2, "C": 0.3}[name]  # tells the rows apart
+        (tmp_path / name).mkdir()
+        frame.to_csv(tmp_path / name / "results.csv", index=False)
+        record = {**info, "seconds": 1.0, "configs": {"S": {"s4d": {**info["configs"]["S"]["s4d"], "lr": lr}}}}
+        (tmp_path / name / "run.json").write_text(json.dumps(record))
+        folders[name] = tmp_path / name
+    once = bench.merge_runs([folders["A"], folders["B"], folders["C"]], tmp_path / "once", select=True)
+    bench.merge_runs([folders["A"], folders["B"]], tmp_path / "AB", select=True)
+    again = bench.merge_runs([tmp_path / "AB", folders["C"]], tmp_path / "again", select=True)
+    pd.testing.assert_frame_equal(again.results, once.results)
+    columns = ["horizon", "run", "config", "val_mse", "mse", "chosen"]
+    expected = pd.read_csv(tmp_path / "once" / "candidates.csv")[columns].sort_values(["horizon", "run"]).reset_index(drop=True)
+    got = pd.read_csv(tmp_path / "again" / "candidates.csv")[columns].sort_values(["horizon", "run"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected)
+    assert len(got) == 15 and got.chosen.sum() == 5
+    chosen = got[got.chosen].set_index("horizon")
+    assert chosen.run.to_dict() == {24: "A", 48: "A", 168: "B", 336: "B", 720: "C"}
+    assert chosen.config.to_dict() == {24: "default", 48: "default", 168: "lr=0.001", 336: "lr=0.001", 720: "lr=0.0003"}
+
+
 def test_several_lookbacks_fit_each_and_keep_the_lowest_validation_mse(ett_dir, tmp_path):
     """--lookback 24 48: the model is fitted at both (fits keyed by L), the row of lower val MSE
     is the one in the table, both are candidates; naive and published rows appear once."""
