@@ -702,7 +702,9 @@ def _read_run(folder: Path, i: int, rivals: bool) -> pd.DataFrame:
     if (folder / "candidates.csv").exists():
         candidates = pd.read_csv(folder / "candidates.csv")
         if "run" not in candidates:  # a run of several lookbacks: its candidates are its own
-            candidates = candidates.assign(run=folder.name, config=None)
+            candidates = candidates.assign(run=folder.name)
+        if "config" not in candidates:  # and its configuration is its run.json's
+            candidates = candidates.assign(config=None)
         origin = {tuple(r[k] for k in ROW_KEYS): (r["run"], r["config"]) for _, r in candidates[candidates.chosen].iterrows()}
         for idx in results.index[results.kind == "ours"]:
             key = tuple(results.loc[idx, k] for k in ROW_KEYS)

@@ -401,6 +401,13 @@ def test_several_lookbacks_fit_each_and_keep_the_lowest_validation_mse(ett_dir, 
     assert not run.results.duplicated(bench.ROW_KEYS).any() and (run.results.kind == "naive").sum() == 2
     assert run.info["lookback"] == {"informer": [24, 48]} and run.info["selected_on"] == "val_mse"
     assert "Chosen on the validation split" in (tmp_path / "results.md").read_text()
+    # selected again by a merge: the same row kept, both lookbacks listed again, configuration from run.json
+    again = bench.merge_runs([tmp_path], tmp_path / "again", select=True)
+    kept = again.results[again.results.kind == "ours"]
+    assert len(kept) == 1 and kept.lookback.iloc[0] == best.lookback and kept.mse.iloc[0] == pytest.approx(best.mse, rel=1e-12)
+    relisted = pd.read_csv(tmp_path / "again" / "candidates.csv")
+    assert sorted(relisted.lookback) == [24, 48] and relisted.chosen.sum() == 1 and set(relisted.run) == {tmp_path.name}
+    assert set(relisted.config) == {bench.config_text(run.info["configs"]["S"]["s4d"], "S")}
     with pytest.raises(SystemExit):
         bench.main([*ARGS[:-2], "--lookback", "24", "24", "--out", str(tmp_path / "x")])
 
