@@ -36,7 +36,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -306,16 +306,12 @@ def fit_ensemble(forecasters: list, splits: Splits, index: pd.DatetimeIndex, hor
     records = [fit_forecaster(f, splits, index, horizon, channels) for f in forecasters]
     if len(records) == 1:
         return records[0]
-    first = records[0]
-    return FitRecord(
-        first_row=first.first_row,
-        last_row=first.last_row,
-        n_train_windows=first.n_train_windows,
-        n_val_windows=first.n_val_windows,
-        validation_fraction=first.validation_fraction,
+    return replace(  # the rows and windows are every member's
+        records[0],
         seconds=sum(r.seconds for r in records),
         epochs=sum(r.epochs for r in records),
         best_epoch=max(r.best_epoch for r in records),
+        val_losses=[],
         members=records,
     )
 
@@ -324,10 +320,10 @@ def forecast_ensemble(forecasters: list, splits: Splits, segment: np.ndarray, ho
     """:func:`forecast_segment` for each forecaster, the K forecasts pooled by :func:`mixture`
     (one forecaster: its own forecast unchanged). Same returns; ``seconds`` is the total."""
     parts = [forecast_segment(f, splits, segment, horizon, channels) for f in forecasters]
-    _, _, truth, context, _ = parts[0]
-    seconds = sum(p[4] for p in parts)
     if len(parts) == 1:
         return parts[0]
+    _, _, truth, context, _ = parts[0]
+    seconds = sum(p[4] for p in parts)
     mean, std = mixture(np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]))  # (n, H, C) each
     return mean, std, truth, context, seconds
 
