@@ -490,8 +490,10 @@ def config_text(config: dict | None, features: str) -> str:
 
 
 def _note(config: dict, independent: bool) -> str:
-    """What sets a fit apart from the defaults, for the tables: loss, channels, RevIN floor, ensemble."""
-    note = f"loss={config['loss']}" + (", channels=independent" if independent else "")
+    """What sets a fit apart from the defaults, for the tables: loss (and its scale), channels, RevIN
+    floor, ensemble."""
+    note = f"loss={config['loss']}" + (f" ({config['loss_scale']} scale)" if config.get("loss_scale", "window") != "window" else "")
+    note += ", channels=independent" if independent else ""
     note += f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else ""
     return note + (f", ensemble={config['ensemble']}" if config.get("ensemble", 1) > 1 else "")
 
@@ -790,6 +792,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ensemble", type=int, metavar="K",
         help="fit each model K times (seeds --seed … --seed + K − 1) and pool the K forecasts: mean of the means, mixture std (default 1)",
     )  # fmt: skip
+    p.add_argument(
+        "--loss-scale", choices=["window", "series"],
+        help="units of the training loss: each window's RevIN-normalised values, or the series' standardised units as the test MSE (default window)",
+    )  # fmt: skip
     p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
     p.add_argument(
         "--channels", choices=CHANNELS,
@@ -820,7 +826,7 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
     overrides = {
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
-        "revin_min_std": args.revin_min_std, "dropout": args.dropout, "weight_decay": args.weight_decay,
+        "revin_min_std": args.revin_min_std, "loss_scale": args.loss_scale, "dropout": args.dropout, "weight_decay": args.weight_decay,
         "ensemble": args.ensemble,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -55,6 +55,8 @@ from ._windows import instance_stats, sliding_windows, tokens
 
 #: Training losses; "normal" trains a Gaussian head and enables intervals and quantiles.
 LOSSES = ("normal", "mse", "mae")
+#: Units of the training loss: each window's RevIN-normalised values, or the series' (``_HeadLoss``).
+LOSS_SCALES = ("window", "series")
 #: Floor of the predicted standard deviation, in RevIN-normalised units.
 MIN_SIGMA = 1e-3
 _MTYPES = ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"]
@@ -119,20 +121,30 @@ def split_head(out, n_targets: int, normal: bool):
 
 
 class _HeadLoss(nn.Module):
-    """Loss on the head output (batch, k, C·P) against targets (batch, k, C)."""
+    """Loss on the head output (batch, k, C·P) against targets (batch, k, C) in RevIN-normalised
+    units, or, with ``series_scale``, against (batch, k, 2C): those targets, then each window's
+    RevIN σ_ctx. The loss is then that of the forecast mapped back to the series' (globally
+    standardised) units, ŷ·σ_ctx + μ_ctx against y·σ_ctx + μ_ctx, as RevIN trains (Kim et al.,
+    ICLR 2022, §3): a window weighs by its own scale, so a flat context (σ_ctx ≈ 0.003) followed
+    by a jump no longer outweighs every other window of the batch."""
 
-    def __init__(self, kind: str, n_targets: int):
+    def __init__(self, kind: str, n_targets: int, series_scale: bool = False):
         super().__init__()
-        self.kind, self.n_targets = kind, n_targets
+        self.kind, self.n_targets, self.series_scale = kind, n_targets, series_scale
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         mean, sigma = split_head(out, self.n_targets, self.kind == "normal")
+        scale = 1.0
+        if self.series_scale:
+            target, scale = target[..., : self.n_targets], target[..., self.n_targets :]  # (batch, k, C) each
+        error = (mean - target) * scale  # (batch, k, C): ŷ − y in the loss's units
         if self.kind == "mse":
-            return F.mse_loss(mean, target)
+            return (error**2).mean()
         if self.kind == "mae":
-            return F.l1_loss(mean, target)
-        # Gaussian negative log-likelihood without the constant ½ log 2π: log σ + ½ ((y − μ)/σ)²
-        return (torch.log(sigma) + 0.5 * ((target - mean) / sigma) ** 2).mean()
+            return error.abs().mean()
+        # Gaussian negative log-likelihood without the constant ½ log 2π: log σ + ½ ((y − μ)/σ)²; in
+        # series units σ is σ·σ_ctx, which adds log σ_ctx (a constant: the same gradient)
+        return (torch.log(sigma * scale) + 0.5 * ((target - mean) / sigma) ** 2).mean()
 
 
 def _instances(df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
@@ -216,6 +228,7 @@ class _SSMForecaster(BaseForecaster):
         "revin_min_std": [Interval(Real, 0, None, closed="left")],
         **SHARED_CONSTRAINTS,
         "loss": [StrOptions(set(LOSSES))],
+        "loss_scale": [StrOptions(set(LOSS_SCALES))],
         "update_epochs": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -241,6 +254,7 @@ class _SSMForecaster(BaseForecaster):
         validation_fraction=0.1,
         patience=10,
         loss="normal",
+        loss_scale="window",
         update_epochs=5,
         random_state=None,
         device="auto",
@@ -268,6 +282,7 @@ class _SSMForecaster(BaseForecaster):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.loss = loss
+        self.loss_scale = loss_scale
         self.update_epochs = update_epochs
         self.random_state = random_state
         self.device = device
@@ -350,8 +365,10 @@ class _SSMForecaster(BaseForecaster):
 
     def _windows(self, series: list[tuple[tuple, pd.DataFrame]]):
         """Every window of every series, in order of forecast origin time (so that the validation
-        tail is the latest windows): → (inputs, targets (n, H, C)) with inputs = (tokens
-        (n, L+H, d_in), ahead (n, H)) plus dt (n, L+H) when some step is not one time unit."""
+        tail is the latest windows): → (inputs, targets) with inputs = (tokens (n, L+H, d_in),
+        ahead (n, H)) plus dt (n, L+H) when some step is not one time unit, and targets the
+        RevIN-normalised horizon (n, H, C), followed on the last axis by each window's RevIN σ
+        (n, H, C) when ``loss_scale="series"`` (what :class:`_HeadLoss` reads)."""
         L, H = self.context_length, self.horizon_
         parts, origins = [], []
         for _key, rows in series:
@@ -365,7 +382,10 @@ class _SSMForecaster(BaseForecaster):
             dt = sliding_windows(self._dt(rows.index)[:, None], L + H)[..., 0]  # (n, L+H)
             dt[:, 0] = 1.0  # a window starts at its first observation
             ahead = np.cumsum(dt[:, L:], axis=1)  # (n, H): (t_{L+j} − t_{L−1}) / unit
-            parts.append((tokens(win[:, :L], H, exog), ahead, dt, win[:, L:]))
+            target = win[:, L:]  # (n, H, C)
+            if self.loss_scale == "series":
+                target = np.concatenate([target, np.broadcast_to(sigma, target.shape)], axis=2)  # (n, H, 2C)
+            parts.append((tokens(win[:, :L], H, exog), ahead, dt, target))
             origins.append(time_ints(rows.index)[L - 1 : len(rows) - H])
         if not parts:
             return None, None
@@ -433,7 +453,7 @@ class _SSMForecaster(BaseForecaster):
             lambda: _ForecastNet(build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params),
             inputs,
             targets,
-            _HeadLoss(self.loss, C),
+            _HeadLoss(self.loss, C, self.loss_scale == "series"),
         )
         # a model trained on regular steps keeps the time span of its training context (exactly
         # context_length rows at the training rate), so that a history sampled at another rate
@@ -491,7 +511,7 @@ class _SSMForecaster(BaseForecaster):
                     None,
                     inputs,
                     targets,
-                    _HeadLoss(self.loss, len(self.target_names_)),
+                    _HeadLoss(self.loss, len(self.target_names_), self.loss_scale == "series"),
                     module=self.module_,
                     max_epochs=self.update_epochs,
                     validation_fraction=0.0,
@@ -715,6 +735,14 @@ _PARAMS_DOC = f"""
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,
         and ``predict_interval``, ``predict_quantiles`` and ``predict_var`` are available.
         "mse" and "mae" train point forecasts only.
+    loss_scale : {{"window", "series"}}, default="window"
+        Units in which the loss compares forecast and truth (with ``revin``; the two are the same
+        without it). "window": each window's RevIN-normalised values, so that every window weighs
+        alike whatever its scale. "series": the forecast mapped back to the series' standardised
+        units, as RevIN trains (Kim et al., ICLR 2022) and as the test metric scores: a window
+        weighs by its context's standard deviation, so a flat context followed by a jump no
+        longer dominates. With "normal" the two differ by a constant (the same gradient); the
+        choice matters for "mse" and "mae".
     update_epochs : int, default=5
         Fine-tuning epochs of ``update(..., update_params=True)`` on the windows of the new data.
 {RUNTIME_DOC}

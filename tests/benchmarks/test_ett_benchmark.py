@@ -134,6 +134,10 @@ def test_quick_and_full_configurations():
     assert regularised["dropout"] == 0.1 and regularised["weight_decay"] == 0.0
     assert bench.config_text(regularised, "S") == "dropout=0.1, weight_decay=0"
     assert bench.make_forecaster("s4d", regularised, 96, 24, 0, "cpu").get_params()["weight_decay"] == 0.0
+    scaled = bench._configs(parser.parse_args(["--loss", "mse", "--loss-scale", "series"]), ["s4d"], "M")["s4d"]
+    assert bench.config_text(scaled, "M") == "loss=mse, loss_scale=series"
+    assert bench._note(scaled, True) == "loss=mse (series scale), channels=independent"
+    assert bench.make_forecaster("s4d", scaled, 96, 96, 0, "cpu").get_params()["loss_scale"] == "series"
     # patience by features (chosen on the val curves): 0 on S, 3 on M; an explicit option wins
     assert bench._configs(parser.parse_args([]), ["s4d"], "S")["s4d"]["patience"] == 0
     assert bench._configs(parser.parse_args([]), ["s4d"], "M")["s4d"]["patience"] == 3

@@ -15,7 +15,9 @@ from sktime.forecasting.model_selection import ForecastingGridSearchCV
 from sktime.split import ExpandingWindowSplitter
 
 from ssmforecast import MambaForecaster, S4DForecaster, S4Forecaster
+from ssmforecast.estimators._loop import split_validation
 from ssmforecast.estimators._windows import instance_stats, tokens
+from ssmforecast.estimators.forecasters import MIN_SIGMA, _HeadLoss
 
 SMALL = {"d_model": 16, "n_layers": 1, "d_state": 8, "batch_size": 64, "random_state": 0}
 
@@ -332,6 +334,57 @@ def test_predict_windows_equals_predict_from_each_context(fitted, sines):
         np.testing.assert_allclose(std[i, :, 0] ** 2, f.predict_var(fh=np.arange(1, 25)).to_numpy()[:, 0], rtol=1e-6)
     with pytest.raises(ValueError, match=r"shape \(n, 48, 1\)"):
         fitted.predict_windows(contexts[:, :10])
+
+
+def test_series_scale_loss_is_the_loss_of_the_forecast_mapped_back():
+    """loss_scale="series": the loss of ŷ·σ_ctx + μ_ctx against y·σ_ctx + μ_ctx (float64, by hand);
+    the normal NLL is the window-scale one plus mean log σ_ctx (−log N minus ½ log 2π)."""
+    rng = np.random.default_rng(1)
+    out = torch.as_tensor(rng.normal(size=(5, 4, 6)))  # (batch, k, C·P): C = 3 means, then 3 raw σ
+    y = rng.normal(size=(5, 4, 3))  # RevIN-normalised targets
+    mu_ctx, sd_ctx = rng.normal(size=(5, 1, 3)), rng.uniform(0.01, 3.0, (5, 1, 3))
+    scaled = torch.as_tensor(np.concatenate([y, np.broadcast_to(sd_ctx, y.shape)], axis=2))  # (5, 4, 6)
+    mean = out[..., :3].numpy()
+    truth, forecast = y * sd_ctx + mu_ctx, mean * sd_ctx + mu_ctx  # series units
+    for kind, expected in [("mse", ((forecast - truth) ** 2).mean()), ("mae", np.abs(forecast - truth).mean())]:
+        point = out[..., :3]  # a point head has C outputs
+        assert float(_HeadLoss(kind, 3, series_scale=True)(point, scaled)) == pytest.approx(expected, rel=1e-12)
+        assert float(_HeadLoss(kind, 3)(point, torch.as_tensor(y))) == pytest.approx(  # window scale
+            ((mean - y) ** 2).mean() if kind == "mse" else np.abs(mean - y).mean(), rel=1e-12
+        )
+    sigma = np.logaddexp(0.0, out[..., 3:].numpy()) + MIN_SIGMA  # the head's σ, window units
+    nll = -torch.distributions.Normal(torch.as_tensor(forecast), torch.as_tensor(sigma * sd_ctx)).log_prob(
+        torch.as_tensor(truth)
+    )
+    expected = float(nll.mean()) - 0.5 * np.log(2 * np.pi)
+    assert float(_HeadLoss("normal", 3, series_scale=True)(out, scaled)) == pytest.approx(expected, rel=1e-12)
+    window = float(_HeadLoss("normal", 3)(out, torch.as_tensor(y)))
+    assert window == pytest.approx(expected - np.log(sd_ctx).mean(), rel=1e-12)
+
+
+def test_loss_scale_series_validates_on_the_mse_of_forecasts_in_series_units():
+    """The validation loss of a loss="mse", loss_scale="series" fit is the MSE of its forecasts of
+    the validation windows in the series' standardised units, recomputed here from predict_windows;
+    with loss_scale="window" it is not (each window is then divided by its own σ_ctx)."""
+    y = two_sines(200) + np.r_[np.zeros(150), np.linspace(0.0, 3.0, 50)]  # a trend: windows of unlike scale
+    L, H = 24, 6
+    T = len(y)
+    n = T - L - H + 1
+    n_train = split_validation(n, 0.2)
+    contexts = np.stack([y.to_numpy()[i : i + L, None] for i in range(n_train, n)])  # (n_val, L, 1)
+    truth = np.stack([y.to_numpy()[i + L : i + L + H, None] for i in range(n_train, n)])  # (n_val, H, 1)
+    losses = {}
+    for scale in ("series", "window"):
+        f = S4DForecaster(
+            context_length=L, horizon=H, max_epochs=1, loss="mse", loss_scale=scale, validation_fraction=0.2, **SMALL
+        ).fit(y)
+        mean, _ = f.predict_windows(contexts)
+        mse = (((mean - truth) / f.y_scale_) ** 2).mean()  # series (standardised) units
+        losses[scale] = (f.history_[0]["val_loss"], mse)
+    assert losses["series"][0] == pytest.approx(losses["series"][1], rel=1e-4)
+    assert losses["window"][0] != pytest.approx(losses["window"][1], rel=0.1)
+    with pytest.raises(ValueError, match="loss_scale"):
+        S4DForecaster(horizon=H, loss_scale="data").fit(y)
 
 
 def test_revin_min_std_floors_the_scale_of_a_flat_context():
