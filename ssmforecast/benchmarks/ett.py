@@ -429,8 +429,10 @@ def run_setting(
     keep_predictions: bool = False,
     log=None,
     channels: str = "mixed",
+    show_test: bool = True,
 ) -> tuple[list[dict], dict, dict, list[_Sample]]:
-    """Naive, published and our models for one (file, protocol, features) at each horizon.
+    """Naive, published and our models for one (file, protocol, features) at each horizon; each
+    fit's log line shows its validation MSE, and its test scores only with ``show_test``.
 
     → (result rows, fits {key: FitRecord}, predictions {key: (mean, std)}, figure samples).
     """
@@ -471,7 +473,8 @@ def run_setting(
                 f"{name} {protocol} {features} H={H} {LABELS[model]}"
                 + (f" (ensemble of {len(members)})" if len(members) > 1 else "")
                 + f": fit {fit.seconds:.0f} s, {fit.epochs} epochs "
-                f"(best {fit.best_epoch}), val MSE {val_mse:.4f}, test MSE {mse:.4f} MAE {mae:.4f}"
+                f"(best {fit.best_epoch}), val MSE {val_mse:.4f}"
+                + (f", test MSE {mse:.4f} MAE {mae:.4f}" if show_test else "")
             )
     return rows, fits, predictions, samples
 
@@ -813,6 +816,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--select", action="store_true",
         help="with --merge: runs may repeat a model at a setting and horizon (other --lookback or configuration); keep the lowest validation MSE",
     )  # fmt: skip
+    p.add_argument(
+        "--hide-test", action="store_true",
+        help="while exploring candidates: log validation MSEs only and do not print the table (test scores are still written to --out)",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="about 2 minutes on 2 CPU cores: " + _quick_text())
     return p
 
@@ -898,7 +905,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
                 for lookback in lookback_list:
                     r, f, p, s = run_setting(
                         df, name, protocol, feat, horizon_list, models, lookback, configs[feat], args.seed, device,
-                        keep_predictions=keep_predictions, log=log, channels=channels[feat],
+                        keep_predictions=keep_predictions, log=log, channels=channels[feat], show_test=not args.hide_test,
                     )  # fmt: skip
                     if len(lookback_list) > 1:  # keys name the lookback: (data, protocol, features, H, model, L)
                         f, p = ({(*k, lookback): v for k, v in d.items()} for d in (f, p))
@@ -921,7 +928,8 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         markdown.append(choice_table(candidates))
         candidates.to_csv(out / "candidates.csv", index=False)
     text = "\n".join(markdown)
-    print(text)
+    if not args.hide_test:
+        print(text)
     (out / "results.md").write_text(text)
     results.to_csv(out / "results.csv", index=False)
     if samples:

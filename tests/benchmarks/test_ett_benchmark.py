@@ -69,6 +69,15 @@ def test_writes_table_csv_figure_and_run_record(tiny):
     assert len(csv) == len(run.results) and set(csv.kind) == {"ours", "naive", "published"}
 
 
+def test_hide_test_logs_validation_only_and_still_writes_the_test_scores(ett_dir, tmp_path, capsys):
+    run = bench.main([*ARGS, "--data-dir", str(ett_dir), "--out", str(tmp_path / "blind"), "--hide-test"])
+    out, err = capsys.readouterr()
+    ours = run.results[run.results.kind == "ours"].iloc[0]
+    assert f"val MSE {ours.val_mse:.4f}" in err and "test MSE" not in err and f"{ours.mse:.4f}" not in err
+    assert "| H |" not in out and f"{ours.mse:.4f}" not in out  # no table on stdout
+    assert f"{ours.mse:.4f}" in (run.out / "results.md").read_text()  # the test scores are written
+
+
 def test_naive_rows_are_evaluate_naive(tiny):
     run, _, _, splits = tiny
     naive = run.results[run.results.kind == "naive"].set_index("method")
