@@ -693,11 +693,11 @@ class _SSMForecaster(BaseForecaster):
     @classmethod
     def get_test_params(cls, parameter_set="default"):
         """Small, fast configurations for sktime's estimator checks, covering the normal and point
-        heads, RevIN on and off, a horizon fixed in advance or taken from fh, and the feed-forward."""
+        heads, RevIN on and off, both loss scales, a horizon fixed in advance or taken from fh, and the feed-forward."""
         small = {"d_model": 8, "n_layers": 1, "d_state": 4, "batch_size": 64, "random_state": 0}
         return [
             {**small, "context_length": 6, "max_epochs": 2},
-            {**small, "context_length": 4, "horizon": 5, "loss": "mse", "revin": False, "ff_expand": 1, "max_epochs": 1, "validation_fraction": 0.0},
+            {**small, "context_length": 4, "horizon": 5, "loss": "mse", "loss_scale": "series", "revin": False, "ff_expand": 1, "max_epochs": 1, "validation_fraction": 0.0},
         ]
 
 
