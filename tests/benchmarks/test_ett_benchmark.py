@@ -445,13 +445,17 @@ def test_table_names_our_model_chosen_on_validation_when_there_are_several():
     assert "chosen on validation" not in bench.markdown_table(results, "ETTh2", "informer", "S", ["s4d"])
 
 
-def test_committed_selection_is_the_validation_argmin_of_its_candidates():
-    """benchmarks/results/etth2-S-informer-selected: per model and H, the kept row is the candidate
-    of lowest val MSE, and each kept S4D row is its chosen candidate."""
-    folder = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "etth2-S-informer-selected"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RESULTS.glob("*-selected")))
+def test_committed_selection_is_the_validation_argmin_of_its_candidates(name):
+    """Each committed selection (benchmarks/results/*-selected): per model and H, the kept row is
+    the candidate of lowest val MSE, and each chosen candidate is a kept row."""
+    folder = RESULTS / name
     results, candidates = pd.read_csv(folder / "results.csv"), pd.read_csv(folder / "candidates.csv")
     argmin = candidates.loc[candidates.groupby(["method", "horizon"]).val_mse.idxmin()]
     assert sorted(argmin.index) == sorted(candidates.index[candidates.chosen])
     kept = results[results.kind == "ours"].merge(argmin, on=["method", "horizon"], suffixes=("", "_c"))
-    assert len(kept) == 3 and (kept.lookback == kept.lookback_c).all()
+    assert len(kept) == len(argmin) and (kept.lookback == kept.lookback_c).all()
     np.testing.assert_allclose(kept[["mse", "val_mse"]].to_numpy(), kept[["mse_c", "val_mse_c"]].to_numpy())
