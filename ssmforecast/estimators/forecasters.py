@@ -453,7 +453,7 @@ class _SSMForecaster(BaseForecaster):
             lambda: _ForecastNet(build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params),
             inputs,
             targets,
-            _HeadLoss(self.loss, C, self.loss_scale == "series"),
+            self._head_loss(),
         )
         # a model trained on regular steps keeps the time span of its training context (exactly
         # context_length rows at the training rate), so that a history sampled at another rate
@@ -461,6 +461,10 @@ class _SSMForecaster(BaseForecaster):
         self._span_context = regular and self._unit not in (ROWS, "calendar")
         self.context_ = {key: self._keep_context(rows) for key, rows in series if len(rows) >= L}
         return self
+
+    def _head_loss(self) -> _HeadLoss:
+        """The training loss of ``loss`` in the units of ``loss_scale`` (fit and update alike)."""
+        return _HeadLoss(self.loss, len(self.target_names_), self.loss_scale == "series")
 
     def _resolve_horizon(self, fh, indexes: list[pd.Index]) -> int:
         """``horizon``, or the farthest step of the fh given to fit (in time units, rounded up)."""
@@ -511,7 +515,7 @@ class _SSMForecaster(BaseForecaster):
                     None,
                     inputs,
                     targets,
-                    _HeadLoss(self.loss, len(self.target_names_), self.loss_scale == "series"),
+                    self._head_loss(),
                     module=self.module_,
                     max_epochs=self.update_epochs,
                     validation_fraction=0.0,
