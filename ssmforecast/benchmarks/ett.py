@@ -494,10 +494,11 @@ def config_text(config: dict | None, features: str) -> str:
 
 def _note(config: dict, independent: bool) -> str:
     """What sets a fit apart from the defaults, for the tables: loss (and its scale), channels, RevIN
-    floor, ensemble."""
+    floor, linear skip, ensemble."""
     note = f"loss={config['loss']}" + (f" ({config['loss_scale']} scale)" if config.get("loss_scale", "window") != "window" else "")
     note += ", channels=independent" if independent else ""
     note += f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else ""
+    note += ", linear skip" if config.get("linear_skip") else ""
     return note + (f", ensemble={config['ensemble']}" if config.get("ensemble", 1) > 1 else "")
 
 
@@ -801,6 +802,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
     p.add_argument(
+        "--linear-skip", action="store_true", default=None,
+        help="add a linear map of each target's context to its forecast, beside the SSM (NLinear; linear_skip of the forecasters)",
+    )  # fmt: skip
+    p.add_argument(
         "--channels", choices=CHANNELS,
         help="features M: one model over all 7 channels (mixed) or one shared univariate model per channel (independent, the default on M)",
     )  # fmt: skip
@@ -834,7 +839,7 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
         "revin_min_std": args.revin_min_std, "loss_scale": args.loss_scale, "dropout": args.dropout, "weight_decay": args.weight_decay,
-        "ensemble": args.ensemble,
+        "ensemble": args.ensemble, "linear_skip": args.linear_skip,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     full = {**FULL_CONFIG, **FEATURE_CONFIG[features]}

@@ -73,6 +73,12 @@ class _ForecastNet(nn.Module):
     W(τ) is one (C·P × d_model) block per whole step ahead, W_1 … W_H, linearly interpolated
     between them for a τ off the grid and held constant outside [1, H].
 
+    With ``linear_skip`` the mean of each target c also gets a linear map of that target's own
+    context, the L RevIN-normalised values ỹ_c (NLinear, Zeng et al., AAAI 2023, §4, one map
+    shared by the targets):  W_τ z_L + V_τ ỹ_c + v_τ ,  V (H × L) and v (H,) initialised at zero,
+    so that training starts from the network without it. It reads the context row by row, so it
+    needs exactly L context tokens one time unit apart.
+
     forward(tokens (batch, L + k, d_input), ahead (batch, k), dt (batch, L + k) or None)
         → (batch, k, C · P), P = 2 for the normal head, else 1. L may differ from the training
     context length (a history sampled at another rate covers the same time span in more tokens).
@@ -82,17 +88,27 @@ class _ForecastNet(nn.Module):
     (:class:`~ssmforecast.nn.ResidualBlock`).
     """
 
-    def __init__(self, backbone: Backbone, context_length: int, horizon: int, d_out: int):
+    def __init__(
+        self, backbone: Backbone, context_length: int, horizon: int, d_out: int, linear_skip: int | None = None
+    ):
         super().__init__()
         self.backbone = backbone
         self.context_length, self.horizon, self.d_out = context_length, horizon, d_out
         self.head = nn.Linear(backbone.d_model, d_out)
         self.direct = nn.Linear(backbone.d_model, horizon * d_out)
+        self.n_skip = linear_skip  # C: the first C token features and outputs are the targets' (values, means)
+        self.skip = None
+        if linear_skip:
+            self.skip = nn.Linear(context_length, horizon)  # V (H × L), v (H,)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
 
     def __setstate__(self, state):
         # networks pickled when the linear hold lived here (``hold``) and not in the blocks
         hold = state.pop("hold", "constant")
         super().__setstate__(state)
+        if "n_skip" not in self.__dict__:  # networks pickled before linear_skip
+            self.n_skip, self.skip = None, None
         for block in self.backbone.blocks:
             block.hold = getattr(block, "hold", hold)
 
@@ -101,12 +117,26 @@ class _ForecastNet(nn.Module):
         L = tokens.shape[1] - ahead.shape[1]  # observed tokens: context_length, or the tokens of its time span
         z = self.backbone(tokens, dt)  # (batch, L+k, d_model)
         W = self.direct(z[:, L - 1]).unflatten(-1, (H, self.d_out))  # (batch, H, C·P): W_1 z_L … W_H z_L
+        if self.skip is not None:
+            W = W + F.pad(self._skip(tokens, L, dt), (0, self.d_out - self.n_skip))  # (batch, H, C·P)
         pos = (ahead - 1).clamp(0, H - 1)  # (batch, k) fractional index into 1…H
         i0 = pos.floor().long()
         i1 = (i0 + 1).clamp(max=H - 1)
         w = (pos - i0.to(pos.dtype)).unsqueeze(-1)  # (batch, k, 1)
         pick = lambda i: W.gather(1, i.unsqueeze(-1).expand(-1, -1, self.d_out))  # noqa: E731  (batch, k, C·P)
         return self.head(z[:, L:]) + (1 - w) * pick(i0) + w * pick(i1)  # (batch, k, C·P)
+
+    def _skip(self, tokens: torch.Tensor, L: int, dt: torch.Tensor | None) -> torch.Tensor:
+        """V_τ ỹ_c + v_τ for τ = 1 … H: (batch, H, C) from the context values tokens[:, :L, :C]."""
+        if L != self.context_length or (dt is not None and not bool((dt[:, 1:L] == 1).all())):
+            found = f"{L} rows" if L != self.context_length else "rows at other steps"
+            raise ValueError(
+                f"linear_skip reads exactly context_length = {self.context_length} context rows one time unit "
+                f"apart; this history has {found}: forecast from a history at the training rate, or fit with "
+                "linear_skip=False"
+            )
+        context = tokens[:, :L, : self.n_skip].transpose(1, 2)  # (batch, C, L)
+        return self.skip(context).transpose(1, 2)  # (batch, H, C)
 
 
 def _softplus(x):
@@ -226,6 +256,7 @@ class _SSMForecaster(BaseForecaster):
         "hold": [StrOptions(set(FORECAST_HOLDS)), None],
         "revin": ["boolean"],
         "revin_min_std": [Interval(Real, 0, None, closed="left")],
+        "linear_skip": ["boolean"],
         **SHARED_CONSTRAINTS,
         "loss": [StrOptions(set(LOSSES))],
         "loss_scale": [StrOptions(set(LOSS_SCALES))],
@@ -240,6 +271,7 @@ class _SSMForecaster(BaseForecaster):
         hold=None,
         revin=True,
         revin_min_std=0.0,
+        linear_skip=False,
         d_model=32,
         n_layers=2,
         d_state=None,
@@ -268,6 +300,7 @@ class _SSMForecaster(BaseForecaster):
         self.hold = hold
         self.revin = revin
         self.revin_min_std = revin_min_std
+        self.linear_skip = linear_skip
         self.d_model = d_model
         self.n_layers = n_layers
         self.d_state = d_state
@@ -444,13 +477,20 @@ class _SSMForecaster(BaseForecaster):
         self.x_mean_, self.x_scale_ = values[:, C:].mean(axis=0), safe_scale(values[:, C:].std(axis=0))
         inputs, targets = self._windows(series)
         regular = len(inputs) == 2  # every training step is one time unit
+        if self.linear_skip and not regular:
+            raise ValueError(
+                "linear_skip=True needs regularly spaced observations (every step one time unit): it maps the "
+                "context row by row; this y has irregular steps, so fit with linear_skip=False"
+            )
         # irregular steps: the linear hold by default (measured better; docs/time.md)
         self.hold_ = self.hold if self.hold is not None else ("constant" if regular else "linear")
         n_params = 2 if self.loss == "normal" else 1
         d_input = C + 1 + len(self.exog_names_)
         self.module_, self.history_ = fit_network(
             self,
-            lambda: _ForecastNet(build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params),
+            lambda: _ForecastNet(
+                build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params, C if self.linear_skip else None
+            ),
             inputs,
             targets,
             self._head_loss(),
@@ -697,11 +737,12 @@ class _SSMForecaster(BaseForecaster):
     @classmethod
     def get_test_params(cls, parameter_set="default"):
         """Small, fast configurations for sktime's estimator checks, covering the normal and point
-        heads, RevIN on and off, both loss scales, a horizon fixed in advance or taken from fh, and the feed-forward."""
+        heads, RevIN on and off, both loss scales, a horizon fixed in advance or taken from fh, the
+        feed-forward and the linear skip."""
         small = {"d_model": 8, "n_layers": 1, "d_state": 4, "batch_size": 64, "random_state": 0}
         return [
             {**small, "context_length": 6, "max_epochs": 2},
-            {**small, "context_length": 4, "horizon": 5, "loss": "mse", "loss_scale": "series", "revin": False, "ff_expand": 1, "max_epochs": 1, "validation_fraction": 0.0},
+            {**small, "context_length": 4, "horizon": 5, "loss": "mse", "loss_scale": "series", "revin": False, "ff_expand": 1, "linear_skip": True, "max_epochs": 1, "validation_fraction": 0.0},
         ]
 
 
@@ -735,6 +776,11 @@ _PARAMS_DOC = f"""
         Floor of a window's RevIN standard deviation, in units of the training series' standard
         deviation: a window with a flat context (a stuck sensor) is then scaled by at most
         1 / revin_min_std instead of 1 / √1e-5 ≈ 316. 0 keeps plain RevIN.
+    linear_skip : bool, default=False
+        Add to each target's forecast a linear map of its own RevIN-normalised context, one
+        weight per (step ahead, context row) shared by the targets (NLinear, Zeng et al., AAAI
+        2023), beside the SSM's; it starts at zero. Needs regularly spaced observations, and
+        forecasts from a history at the training rate.
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,
         and ``predict_interval``, ``predict_quantiles`` and ``predict_var`` are available.

@@ -147,6 +147,11 @@ def test_quick_and_full_configurations():
     assert bench.config_text(scaled, "M") == "loss=mse, loss_scale=series"
     assert bench._note(scaled, True) == "loss=mse (series scale), channels=independent"
     assert bench.make_forecaster("s4d", scaled, 96, 96, 0, "cpu").get_params()["loss_scale"] == "series"
+    assert "linear_skip" not in scaled  # an option left out leaves the configuration (and old runs' tables) as they were
+    skip = bench._configs(parser.parse_args(["--linear-skip"]), ["s4d"], "M")["s4d"]
+    assert bench.config_text(skip, "M") == "linear_skip=True"
+    assert bench._note(skip, True) == "loss=normal, channels=independent, linear skip"
+    assert bench.make_forecaster("s4d", skip, 96, 96, 0, "cpu").get_params()["linear_skip"] is True
     # patience by features (chosen on the val curves): 0 on S, 3 on M; an explicit option wins
     assert bench._configs(parser.parse_args([]), ["s4d"], "S")["s4d"]["patience"] == 0
     assert bench._configs(parser.parse_args([]), ["s4d"], "M")["s4d"]["patience"] == 3

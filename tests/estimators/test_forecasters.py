@@ -16,8 +16,9 @@ from sktime.split import ExpandingWindowSplitter
 
 from ssmforecast import MambaForecaster, S4DForecaster, S4Forecaster
 from ssmforecast.estimators._loop import split_validation
-from ssmforecast.estimators._windows import instance_stats, tokens
-from ssmforecast.estimators.forecasters import MIN_SIGMA, _HeadLoss
+from ssmforecast.estimators._windows import instance_stats, sliding_windows, tokens
+from ssmforecast.estimators.forecasters import MIN_SIGMA, _ForecastNet, _HeadLoss
+from ssmforecast.nn import Backbone
 
 SMALL = {"d_model": 16, "n_layers": 1, "d_state": 8, "batch_size": 64, "random_state": 0}
 
@@ -385,6 +386,66 @@ def test_loss_scale_series_validates_on_the_mse_of_forecasts_in_series_units():
     assert losses["window"][0] != pytest.approx(losses["window"][1], rel=0.1)
     with pytest.raises(ValueError, match="loss_scale"):
         S4DForecaster(horizon=H, loss_scale="data").fit(y)
+
+
+def test_linear_skip_adds_a_linear_map_of_each_targets_own_context():
+    """linear_skip: out = (network without it) + [V_τ ỹ_c + v_τ in the C mean columns, 0 in the σ
+    columns], V_τ interpolated between whole steps and held beyond H as W(τ) is; float64 against
+    numpy. It starts at zero (the network without it), and refuses a context of other length or steps."""
+    torch.manual_seed(0)
+    L, H, C = 12, 4, 2
+    backbone = Backbone(C + 1, 8, 1, layer="s4d", layer_kwargs={"d_state": 4})
+    plain = _ForecastNet(backbone, L, H, 2 * C).double().eval()
+    net = _ForecastNet(copy.deepcopy(backbone), L, H, 2 * C, linear_skip=C).double().eval()
+    net.load_state_dict(plain.state_dict(), strict=False)  # all but V, v
+    rng = np.random.default_rng(0)
+    tok = torch.as_tensor(tokens(rng.standard_normal((3, L, C)), H, None))  # (3, L+H, C+1)
+    ahead = torch.tensor([[1.0, 2.5, 4.0, 6.0]], dtype=torch.float64).expand(3, -1)  # on / off the grid, beyond H
+    with torch.no_grad():
+        assert torch.equal(net(tok, ahead), plain(tok, ahead))  # zero at initialisation
+        V, v = rng.standard_normal((H, L)), rng.standard_normal(H)
+        net.skip.weight.copy_(torch.as_tensor(V))
+        net.skip.bias.copy_(torch.as_tensor(v))
+        diff = (net(tok, ahead) - plain(tok, ahead)).numpy()  # (3, 4, 2C)
+        steps = np.einsum("hl,blc->bhc", V, tok[:, :L, :C].numpy()) + v[None, :, None]  # (3, H, C)
+        expected = np.stack([steps[:, 0], (steps[:, 1] + steps[:, 2]) / 2, steps[:, 3], steps[:, 3]], axis=1)
+        np.testing.assert_allclose(diff[..., :C], expected, rtol=1e-10, atol=1e-12)
+        assert np.all(diff[..., C:] == 0.0)
+        with pytest.raises(ValueError, match="context_length = 12 context rows one time unit apart; this history has 11 rows"):
+            net(tok[:, 1:], ahead)  # 11 context rows
+        dt = torch.ones(3, L + 4, dtype=torch.float64)
+        dt[:, 5] = 2.0
+        with pytest.raises(ValueError, match="rows at other steps"):
+            net(tok, ahead, dt)
+
+
+def test_linear_skip_learns_a_sinusoid_and_needs_regular_steps():
+    """A noisy 24-periodic signal, whose next values are linear in its past ones: with the same
+    network and epochs, the skip lowers the held-out MSE below half; irregular steps are refused."""
+    t = np.arange(700)
+    rng = np.random.default_rng(1)
+    y = pd.Series(np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(len(t)), name="y")
+    kw = dict(context_length=48, horizon=12, max_epochs=2, loss="mse", **SMALL)
+    windows = sliding_windows(y.to_numpy()[:, None], 60)[560::4]  # (n, 60, 1): held out
+    mse = {}
+    for skip in (False, True):
+        f = S4DForecaster(linear_skip=skip, **kw).fit(y.iloc[:560])
+        mean, _ = f.predict_windows(windows[:, :48])
+        mse[skip] = np.mean((mean - windows[:, 48:]) ** 2)
+    assert f.get_params()["linear_skip"] is True
+    assert mse[True] < 0.5 * mse[False], mse
+    irregular = pd.Series(y.to_numpy()[:300], index=pd.to_datetime(np.r_[0:150, 151:301], unit="h"), name="y")
+    with pytest.raises(ValueError, match="linear_skip=True needs regularly spaced observations"):
+        S4DForecaster(linear_skip=True, **kw).fit(irregular)
+
+
+def test_networks_pickled_before_linear_skip_load_without_it():
+    net = _ForecastNet(Backbone(2, 8, 1, layer="s4d", layer_kwargs={"d_state": 4}), 12, 4, 1)
+    del net.n_skip, net.skip  # as pickled then
+    loaded = pickle.loads(pickle.dumps(net))
+    assert loaded.skip is None
+    tok = torch.as_tensor(tokens(np.zeros((1, 12, 1)), 4, None), dtype=torch.float32)
+    assert loaded(tok, torch.arange(1.0, 5.0)[None]).shape == (1, 4, 1)
 
 
 def test_revin_min_std_floors_the_scale_of_a_flat_context():
