@@ -73,7 +73,7 @@ class _ForecastNet(nn.Module):
     W(τ) is one (C·P × d_model) block per whole step ahead, W_1 … W_H, linearly interpolated
     between them for a τ off the grid and held constant outside [1, H].
 
-    With ``linear_skip`` the mean of each target c also gets a linear map of that target's own
+    With ``skip_targets`` = C (the forecasters' ``linear_skip``) the mean of each target c also gets a linear map of that target's own
     context, the L RevIN-normalised values ỹ_c (NLinear, Zeng et al., AAAI 2023, §4, one map
     shared by the targets):  W_τ z_L + V_τ ỹ_c + v_τ ,  V (H × L) and v (H,) initialised at zero,
     so that training starts from the network without it. It reads the context row by row, so it
@@ -89,16 +89,16 @@ class _ForecastNet(nn.Module):
     """
 
     def __init__(
-        self, backbone: Backbone, context_length: int, horizon: int, d_out: int, linear_skip: int | None = None
+        self, backbone: Backbone, context_length: int, horizon: int, d_out: int, skip_targets: int | None = None
     ):
         super().__init__()
         self.backbone = backbone
         self.context_length, self.horizon, self.d_out = context_length, horizon, d_out
         self.head = nn.Linear(backbone.d_model, d_out)
         self.direct = nn.Linear(backbone.d_model, horizon * d_out)
-        self.n_skip = linear_skip  # C: the first C token features and outputs are the targets' (values, means)
+        self.n_skip = skip_targets  # C: the first C token features and outputs are the targets' (values, means)
         self.skip = None
-        if linear_skip:
+        if skip_targets:
             self.skip = nn.Linear(context_length, horizon)  # V (H × L), v (H,)
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)

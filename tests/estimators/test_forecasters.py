@@ -396,7 +396,7 @@ def test_linear_skip_adds_a_linear_map_of_each_targets_own_context():
     L, H, C = 12, 4, 2
     backbone = Backbone(C + 1, 8, 1, layer="s4d", layer_kwargs={"d_state": 4})
     plain = _ForecastNet(backbone, L, H, 2 * C).double().eval()
-    net = _ForecastNet(copy.deepcopy(backbone), L, H, 2 * C, linear_skip=C).double().eval()
+    net = _ForecastNet(copy.deepcopy(backbone), L, H, 2 * C, skip_targets=C).double().eval()
     net.load_state_dict(plain.state_dict(), strict=False)  # all but V, v
     rng = np.random.default_rng(0)
     tok = torch.as_tensor(tokens(rng.standard_normal((3, L, C)), H, None))  # (3, L+H, C+1)
