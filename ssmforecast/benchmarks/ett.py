@@ -498,7 +498,8 @@ def _note(config: dict, independent: bool) -> str:
     note = f"loss={config['loss']}" + (f" ({config['loss_scale']} scale)" if config.get("loss_scale", "window") != "window" else "")
     note += ", channels=independent" if independent else ""
     note += f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else ""
-    note += ", linear skip" if config.get("linear_skip") else ""
+    skip = config.get("linear_skip")
+    note += (", linear skip (lstsq)" if skip == "lstsq" else ", linear skip") if skip else ""
     return note + (f", ensemble={config['ensemble']}" if config.get("ensemble", 1) > 1 else "")
 
 
@@ -802,8 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
     p.add_argument(
-        "--linear-skip", action="store_true", default=None,
-        help="add a linear map of each target's context to its forecast, beside the SSM (NLinear; linear_skip of the forecasters)",
+        "--linear-skip", nargs="?", const=True, default=None, choices=["lstsq"],
+        help="add a linear map of each target's context to its forecast, beside the SSM (NLinear; linear_skip of the forecasters): "
+        "zero-initialised, or with 'lstsq' started at the least-squares fit of the training windows",
     )  # fmt: skip
     p.add_argument(
         "--channels", choices=CHANNELS,

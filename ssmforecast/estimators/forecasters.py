@@ -29,7 +29,7 @@ from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from torch import nn
 
 from ..nn import HOLDS, Backbone
-from ._loop import resolve_device
+from ._loop import resolve_device, split_validation
 from ._shared import (
     NETWORK_DOC,
     RUNTIME_DOC,
@@ -76,7 +76,7 @@ class _ForecastNet(nn.Module):
     With ``skip_targets`` = C (the forecasters' ``linear_skip``) the mean of each target c also gets a linear map of that target's own
     context, the L RevIN-normalised values ỹ_c (NLinear, Zeng et al., AAAI 2023, §4, one map
     shared by the targets):  W_τ z_L + V_τ ỹ_c + v_τ ,  V (H × L) and v (H,) initialised at zero,
-    so that training starts from the network without it. It reads the context row by row, so it
+    so that training starts from the network without it, or set by :meth:`init_skip`. It reads the context row by row, so it
     needs exactly L context tokens one time unit apart.
 
     forward(tokens (batch, L + k, d_input), ahead (batch, k), dt (batch, L + k) or None)
@@ -102,6 +102,12 @@ class _ForecastNet(nn.Module):
             self.skip = nn.Linear(context_length, horizon)  # V (H × L), v (H,)
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)
+
+    def init_skip(self, V: np.ndarray, v: np.ndarray) -> None:
+        """Set the skip's V (H, L) and v (H,), e.g. to :func:`skip_lstsq`'s."""
+        with torch.no_grad():
+            self.skip.weight.copy_(torch.as_tensor(V))
+            self.skip.bias.copy_(torch.as_tensor(v))
 
     def __setstate__(self, state):
         # networks pickled when the linear hold lived here (``hold``) and not in the blocks
@@ -137,6 +143,31 @@ class _ForecastNet(nn.Module):
             )
         context = tokens[:, :L, : self.n_skip].transpose(1, 2)  # (batch, C, L)
         return self.skip(context).transpose(1, 2)  # (batch, H, C)
+
+
+#: Ridge of :func:`skip_lstsq`, relative to the mean diagonal of the Gram matrix: only pins the
+#: direction V + a 1ᵀ that RevIN's zero-mean contexts leave free, without shrinking the fit.
+SKIP_RIDGE = 1e-8
+
+
+def skip_lstsq(context: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The least-squares linear skip (NLinear fitted in closed form, Zeng et al., AAAI 2023, §4).
+
+    min over V, v of  Σ_i w_i ‖V x_i + v − y_i‖²  +  λ ‖V‖²,  λ = SKIP_RIDGE · tr(XᵀWX) / L,
+    solved by the normal equations in float64. context (m, L) rows x_i, target (m, H) rows y_i,
+    weight (m,) or None (all ones) → V (H, L), v (H,). The tiny ridge makes the solution unique
+    where the contexts span less than L dimensions (RevIN's sum to zero).
+    """
+    x = np.asarray(context, dtype=np.float64)  # (m, L)
+    y = np.asarray(target, dtype=np.float64)  # (m, H)
+    w = np.ones(len(x)) if weight is None else np.asarray(weight, dtype=np.float64)  # (m,)
+    m, L = x.shape
+    A = np.concatenate([x, np.ones((m, 1))], axis=1)  # (m, L+1): [x_i, 1]
+    gram = A.T @ (A * w[:, None])  # (L+1, L+1): Aᵀ W A
+    ridge = np.zeros(L + 1)
+    ridge[:L] = SKIP_RIDGE * np.trace(gram[:L, :L]) / L + np.finfo(np.float64).tiny
+    solution = np.linalg.solve(gram + np.diag(ridge), A.T @ (y * w[:, None]))  # (L+1, H)
+    return solution[:L].T, solution[L]  # V (H, L), v (H,)
 
 
 def _softplus(x):
@@ -256,7 +287,7 @@ class _SSMForecaster(BaseForecaster):
         "hold": [StrOptions(set(FORECAST_HOLDS)), None],
         "revin": ["boolean"],
         "revin_min_std": [Interval(Real, 0, None, closed="left")],
-        "linear_skip": ["boolean"],
+        "linear_skip": ["boolean", StrOptions({"lstsq"})],
         **SHARED_CONSTRAINTS,
         "loss": [StrOptions(set(LOSSES))],
         "loss_scale": [StrOptions(set(LOSS_SCALES))],
@@ -479,28 +510,42 @@ class _SSMForecaster(BaseForecaster):
         regular = len(inputs) == 2  # every training step is one time unit
         if self.linear_skip and not regular:
             raise ValueError(
-                "linear_skip=True needs regularly spaced observations (every step one time unit): it maps the "
+                f"linear_skip={self.linear_skip!r} needs regularly spaced observations (every step one time unit): it maps the "
                 "context row by row; this y has irregular steps, so fit with linear_skip=False"
             )
         # irregular steps: the linear hold by default (measured better; docs/time.md)
         self.hold_ = self.hold if self.hold is not None else ("constant" if regular else "linear")
         n_params = 2 if self.loss == "normal" else 1
         d_input = C + 1 + len(self.exog_names_)
-        self.module_, self.history_ = fit_network(
-            self,
-            lambda: _ForecastNet(
+
+        def build() -> _ForecastNet:
+            net = _ForecastNet(
                 build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params, C if self.linear_skip else None
-            ),
-            inputs,
-            targets,
-            self._head_loss(),
-        )
+            )
+            if self.linear_skip == "lstsq":
+                net.init_skip(*self._skip_lstsq(inputs[0], targets))
+            return net
+
+        self.module_, self.history_ = fit_network(self, build, inputs, targets, self._head_loss())
         # a model trained on regular steps keeps the time span of its training context (exactly
         # context_length rows at the training rate), so that a history sampled at another rate
         # covers the same span (zero-shot resampling); otherwise the last context_length rows
         self._span_context = regular and self._unit not in (ROWS, "calendar")
         self.context_ = {key: self._keep_context(rows) for key, rows in series if len(rows) >= L}
         return self
+
+    def _skip_lstsq(self, tok: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """V (H, L), v (H,) of ``linear_skip="lstsq"``: :func:`skip_lstsq` on the training windows
+        (the validation tail, the latest ``validation_fraction`` of them, left out), each target's
+        context a row; with ``loss_scale="series"`` a row weighs σ_ctx², as in the loss."""
+        L, C = self.context_length, len(self.target_names_)
+        n = split_validation(len(tok), self.validation_fraction)
+        context = tok[:n, :L, :C].transpose(0, 2, 1).reshape(n * C, L)  # (n·C, L): ỹ_c
+        future = targets[:n, :, :C].transpose(0, 2, 1).reshape(n * C, -1)  # (n·C, H)
+        weight = None
+        if self.loss_scale == "series":
+            weight = targets[:n, 0, C:].reshape(n * C) ** 2  # (n·C,): σ_ctx²
+        return skip_lstsq(context, future, weight)
 
     def _head_loss(self) -> _HeadLoss:
         """The training loss of ``loss`` in the units of ``loss_scale`` (fit and update alike)."""
@@ -742,7 +787,7 @@ class _SSMForecaster(BaseForecaster):
         small = {"d_model": 8, "n_layers": 1, "d_state": 4, "batch_size": 64, "random_state": 0}
         return [
             {**small, "context_length": 6, "max_epochs": 2},
-            {**small, "context_length": 4, "horizon": 5, "loss": "mse", "loss_scale": "series", "revin": False, "ff_expand": 1, "linear_skip": True, "max_epochs": 1, "validation_fraction": 0.0},
+            {**small, "context_length": 4, "horizon": 5, "loss": "mse", "loss_scale": "series", "revin": False, "ff_expand": 1, "linear_skip": "lstsq", "max_epochs": 1, "validation_fraction": 0.0},
         ]
 
 
@@ -776,11 +821,13 @@ _PARAMS_DOC = f"""
         Floor of a window's RevIN standard deviation, in units of the training series' standard
         deviation: a window with a flat context (a stuck sensor) is then scaled by at most
         1 / revin_min_std instead of 1 / √1e-5 ≈ 316. 0 keeps plain RevIN.
-    linear_skip : bool, default=False
+    linear_skip : bool or "lstsq", default=False
         Add to each target's forecast a linear map of its own RevIN-normalised context, one
         weight per (step ahead, context row) shared by the targets (NLinear, Zeng et al., AAAI
-        2023), beside the SSM's; it starts at zero. Needs regularly spaced observations, and
-        forecasts from a history at the training rate.
+        2023), beside the SSM's. True: it starts at zero; "lstsq": it starts at the least-squares
+        fit of the training windows (the validation tail left out; weighted as the loss weighs
+        windows), so that the network learns what a linear map leaves. Needs regularly spaced
+        observations, and forecasts from a history at the training rate.
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,
         and ``predict_interval``, ``predict_quantiles`` and ``predict_var`` are available.

@@ -152,6 +152,12 @@ def test_quick_and_full_configurations():
     assert bench.config_text(skip, "M") == "linear_skip=True"
     assert bench._note(skip, True) == "loss=normal, channels=independent, linear skip"
     assert bench.make_forecaster("s4d", skip, 96, 96, 0, "cpu").get_params()["linear_skip"] is True
+    lstsq = bench._configs(parser.parse_args(["--linear-skip", "lstsq", "--dropout", "0.1"]), ["s4d"], "M")["s4d"]
+    assert bench.config_text(lstsq, "M") == "dropout=0.1, linear_skip=lstsq"
+    assert bench._note(lstsq, True) == "loss=normal, channels=independent, linear skip (lstsq)"
+    assert bench.make_forecaster("s4d", lstsq, 96, 96, 0, "cpu").get_params()["linear_skip"] == "lstsq"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--linear-skip", "ridge"])
     # patience by features (chosen on the val curves): 0 on S, 3 on M; an explicit option wins
     assert bench._configs(parser.parse_args([]), ["s4d"], "S")["s4d"]["patience"] == 0
     assert bench._configs(parser.parse_args([]), ["s4d"], "M")["s4d"]["patience"] == 3

@@ -17,7 +17,7 @@ from sktime.split import ExpandingWindowSplitter
 from ssmforecast import MambaForecaster, S4DForecaster, S4Forecaster
 from ssmforecast.estimators._loop import split_validation
 from ssmforecast.estimators._windows import instance_stats, sliding_windows, tokens
-from ssmforecast.estimators.forecasters import MIN_SIGMA, _ForecastNet, _HeadLoss
+from ssmforecast.estimators.forecasters import MIN_SIGMA, _ForecastNet, _HeadLoss, skip_lstsq
 from ssmforecast.nn import Backbone
 
 SMALL = {"d_model": 16, "n_layers": 1, "d_state": 8, "batch_size": 64, "random_state": 0}
@@ -428,15 +428,73 @@ def test_linear_skip_learns_a_sinusoid_and_needs_regular_steps():
     kw = dict(context_length=48, horizon=12, max_epochs=2, loss="mse", **SMALL)
     windows = sliding_windows(y.to_numpy()[:, None], 60)[560::4]  # (n, 60, 1): held out
     mse = {}
-    for skip in (False, True):
+    for skip in (False, True, "lstsq"):
         f = S4DForecaster(linear_skip=skip, **kw).fit(y.iloc[:560])
         mean, _ = f.predict_windows(windows[:, :48])
         mse[skip] = np.mean((mean - windows[:, 48:]) ** 2)
-    assert f.get_params()["linear_skip"] is True
+    assert f.get_params()["linear_skip"] == "lstsq"
     assert mse[True] < 0.5 * mse[False], mse
+    assert mse["lstsq"] < mse[True], mse  # started at the least-squares map, it gets further in 2 epochs
     irregular = pd.Series(y.to_numpy()[:300], index=pd.to_datetime(np.r_[0:150, 151:301], unit="h"), name="y")
-    with pytest.raises(ValueError, match="linear_skip=True needs regularly spaced observations"):
-        S4DForecaster(linear_skip=True, **kw).fit(irregular)
+    for skip in (True, "lstsq"):
+        with pytest.raises(ValueError, match=f"linear_skip={skip!r} needs regularly spaced observations"):
+            S4DForecaster(linear_skip=skip, **kw).fit(irregular)
+    with pytest.raises(ValueError, match="linear_skip"):
+        S4DForecaster(linear_skip="ridge", **kw).fit(y)
+
+
+def test_skip_lstsq_is_weighted_least_squares():
+    """skip_lstsq against scikit-learn's LinearRegression with sample weights (float64): the same
+    V, v on full-rank contexts; on zero-sum (RevIN) contexts, where V is free along 1ᵀ, the same
+    predictions and the V with V·1 = 0."""
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    m, L, H = 400, 9, 5
+    x = rng.standard_normal((m, L))
+    y = x @ rng.standard_normal((L, H)) + 0.3 + 0.1 * rng.standard_normal((m, H))  # (m, H)
+    w = rng.uniform(0.1, 3.0, m)
+    V, v = skip_lstsq(x, y, w)
+    ref = LinearRegression().fit(x, y, sample_weight=w)
+    np.testing.assert_allclose(V, ref.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(v, ref.intercept_, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(skip_lstsq(x, y)[0], V, atol=1e-3)  # the weights matter
+    xc = x - x.mean(axis=1, keepdims=True)  # rows sum to zero, as RevIN's do
+    V, v = skip_lstsq(xc, y, w)
+    ref = LinearRegression().fit(xc, y, sample_weight=w)
+    np.testing.assert_allclose(xc @ V.T + v, ref.predict(xc), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(V.sum(axis=1), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_scale", ["window", "series"])
+def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss_scale):
+    """linear_skip="lstsq": the skip's initial V, v are the least-squares map from each target's
+    RevIN-normalised context to its normalised future over the training windows only (the
+    validation tail left out), weighted by σ_ctx² with loss_scale="series"; rebuilt here from the
+    raw series in numpy. A learning rate of 1e-12 keeps the fitted weights at their start."""
+    L, H, frac = 24, 6, 0.25
+    t = np.arange(400)
+    rng = np.random.default_rng(3)
+    y = pd.DataFrame({"a": np.sin(2 * np.pi * t / 24) + 0.2 * rng.standard_normal(400), "b": 0.01 * t + rng.standard_normal(400)})
+    f = S4DForecaster(
+        context_length=L, horizon=H, linear_skip="lstsq", loss="mse", loss_scale=loss_scale, lr=1e-12, max_epochs=1,
+        validation_fraction=frac, **SMALL,
+    ).fit(y)  # fmt: skip
+    z = (y.to_numpy() - y.to_numpy().mean(axis=0)) / y.to_numpy().std(axis=0)  # (T, 2): global standardisation
+    win = np.lib.stride_tricks.sliding_window_view(z, L + H, axis=0).transpose(0, 2, 1)  # (n, L+H, 2)
+    mu = win[:, :L].mean(axis=1, keepdims=True)
+    sd = np.sqrt(win[:, :L].var(axis=1, keepdims=True) + 1e-5)  # (n, 1, 2)
+    norm = (win - mu) / sd
+    n = len(win)
+    n_train = n - int(np.ceil(frac * n))
+    rows = lambda a: a.transpose(0, 2, 1).reshape(-1, a.shape[1])  # noqa: E731  (k, steps, 2) → (2k, steps)
+    weight = (sd[:, 0] ** 2).reshape(-1) if loss_scale == "series" else None  # (2n,)
+    V, v = skip_lstsq(rows(norm[:n_train, :L]), rows(norm[:n_train, L:]), None if weight is None else weight[: 2 * n_train])
+    V_all, _ = skip_lstsq(rows(norm[:, :L]), rows(norm[:, L:]), weight)  # with the validation tail
+    fitted = f.module_.skip
+    np.testing.assert_allclose(fitted.weight.detach().double().numpy(), V, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fitted.bias.detach().double().numpy(), v, rtol=1e-4, atol=1e-5)
+    assert np.abs(V_all - V).max() > 1e-3  # so the check above tells the two apart
 
 
 def test_networks_pickled_before_linear_skip_load_without_it():
