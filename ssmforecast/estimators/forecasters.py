@@ -76,7 +76,7 @@ class _ForecastNet(nn.Module):
     With ``skip_targets`` = C (the forecasters' ``linear_skip``) the mean of each target c also gets a linear map of that target's own
     context, the L RevIN-normalised values ỹ_c (NLinear, Zeng et al., AAAI 2023, §4, one map
     shared by the targets):  W_τ z_L + V_τ ỹ_c + v_τ ,  V (H × L) and v (H,) initialised at zero,
-    so that training starts from the network without it, or set by :meth:`init_skip`. It reads the context row by row, so it
+    so that training starts from the network without it, or set by :meth:`start_from_skip`. It reads the context row by row, so it
     needs exactly L context tokens one time unit apart.
 
     forward(tokens (batch, L + k, d_input), ahead (batch, k), dt (batch, L + k) or None)
@@ -103,11 +103,16 @@ class _ForecastNet(nn.Module):
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)
 
-    def init_skip(self, V: np.ndarray, v: np.ndarray) -> None:
-        """Set the skip's V (H, L) and v (H,), e.g. to :func:`skip_lstsq`'s."""
+    def start_from_skip(self, V: np.ndarray, v: np.ndarray) -> None:
+        """Make the network the linear map alone: the skip's V (H, L), v (H,) set (e.g. to
+        :func:`skip_lstsq`'s), the head and the direct map W zeroed, so that the first output
+        is V ỹ_c + v on the means and 0 on the σ columns; training then adds the SSM's part."""
         with torch.no_grad():
             self.skip.weight.copy_(torch.as_tensor(V))
             self.skip.bias.copy_(torch.as_tensor(v))
+            for layer in (self.head, self.direct):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def __setstate__(self, state):
         # networks pickled when the linear hold lived here (``hold``) and not in the blocks
@@ -523,7 +528,7 @@ class _SSMForecaster(BaseForecaster):
                 build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params, C if self.linear_skip else None
             )
             if self.linear_skip == "lstsq":
-                net.init_skip(*self._skip_lstsq(inputs[0], targets))
+                net.start_from_skip(*self._skip_lstsq(inputs[0], targets))
             return net
 
         self.module_, self.history_ = fit_network(self, build, inputs, targets, self._head_loss())
@@ -826,7 +831,8 @@ _PARAMS_DOC = f"""
         weight per (step ahead, context row) shared by the targets (NLinear, Zeng et al., AAAI
         2023), beside the SSM's. True: it starts at zero; "lstsq": it starts at the least-squares
         fit of the training windows (the validation tail left out; weighted as the loss weighs
-        windows), so that the network learns what a linear map leaves. Needs regularly spaced
+        windows) and the SSM's output layers at zero, so that training starts from that linear
+        model (NLinear fitted in closed form) and the network learns what it leaves. Needs regularly spaced
         observations, and forecasts from a history at the training rate.
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,

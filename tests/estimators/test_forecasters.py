@@ -471,7 +471,9 @@ def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss
     """linear_skip="lstsq": the skip's initial V, v are the least-squares map from each target's
     RevIN-normalised context to its normalised future over the training windows only (the
     validation tail left out), weighted by σ_ctx² with loss_scale="series"; rebuilt here from the
-    raw series in numpy. A learning rate of 1e-12 keeps the fitted weights at their start."""
+    raw series in numpy; the head and direct map start at zero, so the first forecast is that
+    linear model's, σ_ctx (V ỹ + v) + μ_ctx in the series' units. A learning rate of 1e-12 keeps
+    the fitted weights at their start."""
     L, H, frac = 24, 6, 0.25
     t = np.arange(400)
     rng = np.random.default_rng(3)
@@ -495,6 +497,16 @@ def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss
     np.testing.assert_allclose(fitted.weight.detach().double().numpy(), V, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fitted.bias.detach().double().numpy(), v, rtol=1e-4, atol=1e-5)
     assert np.abs(V_all - V).max() > 1e-3  # so the check above tells the two apart
+    for layer in (f.module_.head, f.module_.direct):
+        assert layer.weight.abs().max() < 1e-9 and layer.bias.abs().max() < 1e-9
+    ctx = y.to_numpy()[-100:]  # (100, 2): windows of L from the last 100 rows
+    last = np.lib.stride_tricks.sliding_window_view(ctx, L, axis=0).transpose(0, 2, 1)  # (77, L, 2)
+    mean, _ = f.predict_windows(last)  # (77, H, 2)
+    zc = (last - y.to_numpy().mean(axis=0)) / y.to_numpy().std(axis=0)
+    mu, sd = zc.mean(axis=1, keepdims=True), np.sqrt(zc.var(axis=1, keepdims=True) + 1e-5)
+    linear = np.einsum("hl,nlc->nhc", V, (zc - mu) / sd) + v[None, :, None]  # (77, H, 2): V ỹ_c + v
+    expected = (sd * linear + mu) * y.to_numpy().std(axis=0) + y.to_numpy().mean(axis=0)
+    np.testing.assert_allclose(mean, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_networks_pickled_before_linear_skip_load_without_it():
