@@ -470,3 +470,28 @@ def test_committed_selection_is_the_validation_argmin_of_its_candidates(name):
     kept = results[results.kind == "ours"].merge(argmin, on=["method", "horizon"], suffixes=("", "_c"))
     assert len(kept) == len(argmin) and (kept.lookback == kept.lookback_c).all()
     np.testing.assert_allclose(kept[["mse", "val_mse"]].to_numpy(), kept[["mse_c", "val_mse_c"]].to_numpy())
+
+
+def test_linear_reference_scores_as_the_protocol_and_fits_by_least_squares(ett_dir, monkeypatch):
+    """ssmforecast.benchmarks.linear: with the map fixed to "the last context value" (V = e_L, v = 0),
+    σ (V x̃ + v) + μ is repeat-last, and the val/test scores are evaluate_naive's and the notes'
+    reference (ETTh1 S H = 24: 0.0343); the fitted map is the σ²-weighted least-squares one (its
+    training loss rises along any perturbation) and beats repeat-last on test."""
+    from ssmforecast.benchmarks import linear
+
+    splits = split(load_ett("ETTh1", path=ett_dir), "ETTh1", 96, "S")
+    fitted = linear.linear_reference(splits, 24)
+    e_last = lambda x, y, w: (np.eye(x.shape[1])[-1:].repeat(y.shape[1], axis=0), np.zeros(y.shape[1]))  # noqa: E731
+    monkeypatch.setattr(linear, "skip_lstsq", e_last)
+    naive = linear.linear_reference(splits, 24)
+    assert naive["test"][0] == pytest.approx(evaluate_naive(splits, 24, "repeat").mse, rel=1e-9)
+    assert round(naive["test"][0], 4) == 0.0343 and naive["windows"] == 2881 - 24
+    assert fitted["test"][0] < 0.9 * naive["test"][0]
+    monkeypatch.undo()
+    x, y, _, sigma = linear._channel_rows(splits.train, splits.target_index, 96, 24)
+    V, v = linear.skip_lstsq(x, y, sigma[:, 0] ** 2)
+    loss = lambda V, v: np.mean(sigma**2 * (x @ V.T + v - y) ** 2)  # noqa: E731
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        dV, dv = 1e-3 * rng.standard_normal(V.shape), 1e-3 * rng.standard_normal(v.shape)
+        assert loss(V + dV, v + dv) > loss(V, v)

@@ -14,9 +14,9 @@ protocol alone, which makes them a reference for what a linear map of the contex
 how the validation split ranks it. Scored as :mod:`ssmforecast.benchmarks.ett` scores our models:
 MSE / MAE over every stride-1 window of the val and test segments (no drop_last).
 
-Run (from the repository root)::
+Run::
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/linear_lstsq.py --data ETTh2 --features S \\
+    OMP_WAIT_POLICY=PASSIVE python -m ssmforecast.benchmarks.linear --data ETTh2 --features S \\
         --protocol informer --lookback 96 336 720 --horizons 336 720 --data-dir ../shared/data/ETT
 
 It prints one Markdown table (val MSE, test MSE / MAE per L and H, the L of lowest val MSE per H in
@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
-from ssmforecast.datasets import horizons as protocol_horizons
-from ssmforecast.datasets import load_ett, mse_mae, split, windows
-from ssmforecast.estimators._windows import instance_stats
-from ssmforecast.estimators.forecasters import skip_lstsq
+from ..datasets import horizons as protocol_horizons
+from ..datasets import load_ett, mse_mae, split, windows
+from ..estimators._windows import instance_stats
+from ..estimators.forecasters import skip_lstsq
 
 
 def _channel_rows(segment: np.ndarray, target_index: np.ndarray, L: int, H: int):
@@ -48,7 +48,9 @@ def _channel_rows(segment: np.ndarray, target_index: np.ndarray, L: int, H: int)
 
 
 def linear_reference(splits, H: int) -> dict:
-    """Fit V, v on the train windows of ``splits`` (lookback = ``splits.lookback``); score val and test."""
+    """Fit V, v on the train windows of ``splits`` (lookback = ``splits.lookback``); score val and test.
+
+    → {"L", "H", "val": val MSE, "test": (MSE, MAE), "windows": test windows}."""
     L, idx = splits.lookback, splits.target_index
     x, y, _, sigma = _channel_rows(splits.train, idx, L, H)
     V, v = skip_lstsq(x, y, sigma[:, 0] ** 2)  # σ²-weighted: the squared error in standardised units
@@ -61,6 +63,7 @@ def linear_reference(splits, H: int) -> dict:
 
 
 def table(rows: list[dict], header: str) -> str:
+    """The rows of :func:`linear_reference` as a Markdown table under ``header``."""
     best = {}
     for r in rows:
         if r["H"] not in best or r["val"] < best[r["H"]]["val"]:
@@ -74,6 +77,7 @@ def table(rows: list[dict], header: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> str:
+    """Command line: fit and score every (lookback, horizon) asked for; print (and write) the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="ETTh1", choices=["ETTh1", "ETTh2"])
     p.add_argument("--features", default="M", choices=["S", "M", "MS"])
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> str:
     hs = args.horizons or list(protocol_horizons(args.protocol, args.data))
     start = time.perf_counter()
     rows = [linear_reference(split(df, args.data, L, args.features), H) for L in args.lookback for H in hs]
-    command = "benchmarks/linear_lstsq.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m ssmforecast.benchmarks.linear " + " ".join(sys.argv[1:] if argv is None else argv)
     header = (
         f"**{args.data} · {args.protocol} protocol · features {args.features} · least-squares NLinear "
         f"(closed form, {time.perf_counter() - start:.0f} s)**\n\n`{command}`"
