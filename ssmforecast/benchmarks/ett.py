@@ -142,10 +142,12 @@ class FitRecord:
     epochs : int
         Epochs run (early stopping may end before ``max_epochs``).
     best_epoch : int
-        The epoch (0-based) with the lowest validation loss, whose weights were kept.
+        The epoch (0-based) with the lowest validation loss, whose weights were kept; −1 when
+        the starting weights were (``linear_skip="lstsq"``: the closed-form linear model).
     val_losses : list of float
         The validation loss after each epoch (the training loss, e.g. the normal negative
-        log-likelihood), so that the effect of another patience can be read off a run.
+        log-likelihood), so that the effect of another patience can be read off a run; with
+        ``linear_skip="lstsq"`` the starting weights' first.
     members : list of FitRecord
         Only for an ensemble (:func:`fit_ensemble`, K > 1): each fit's own record, seeds in order.
         The ensemble's record then holds the total ``seconds`` and ``epochs`` of its K fits, the
@@ -287,6 +289,7 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
     forecaster.fit(y)
     seconds = time.perf_counter() - start
     losses = [h["val_loss"] for h in forecaster.history_]
+    trained = [h for h in forecaster.history_ if h["epoch"] >= 0]  # not the scored start (epoch −1, lstsq)
     return FitRecord(
         first_row=splits.borders.train[0],
         last_row=splits.borders.val[1] - 1,
@@ -294,8 +297,8 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
         n_val_windows=n_val,
         validation_fraction=fraction,
         seconds=seconds,
-        epochs=len(losses),
-        best_epoch=int(np.argmin(losses)),
+        epochs=len(trained),
+        best_epoch=int(forecaster.history_[int(np.argmin(losses))]["epoch"]),
         val_losses=[float(v) for v in losses],
     )
 
@@ -597,7 +600,7 @@ def cost_table(results: pd.DataFrame, name: str, protocol: str, features: str) -
     ]
     for r in res.itertuples(index=False):
         lines.append(
-            f"| {r.method} ({r.note}) | {r.horizon} | {r.train_s:.1f} | {int(r.epochs)} ({int(r.best_epoch)}) | {r.val_mse:.4f} | "
+            f"| {r.method} ({r.note}) | {r.horizon} | {r.train_s:.1f} | {int(r.epochs)} ({'start' if r.best_epoch < 0 else int(r.best_epoch)}) | {r.val_mse:.4f} | "
             f"{'–' if pd.isna(r.coverage80) else f'{r.coverage80:.1%}'} | "
             f"{r.windows_per_s:,.0f} | {int(r.n_params):,} |"
         )

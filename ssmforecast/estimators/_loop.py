@@ -56,6 +56,9 @@ class TrainConfig:
     devices: int = 1
     precision: str = "32"
     verbose: bool = False
+    #: Score the starting weights on the validation tail too, and keep them unless an epoch beats
+    #: them: for a module that starts fitted (the forecasters' ``linear_skip="lstsq"``).
+    keep_start: bool = False
 
 
 def resolve_device(device: str, devices: int = 1) -> str:
@@ -139,7 +142,8 @@ def train(
     last ``config.validation_fraction`` of them. The returned module holds the weights of the
     epoch with the best validation loss (or the best training loss without validation), on the
     training device and in eval mode; ``history`` has one dict per epoch: ``epoch``, ``train_loss``,
-    ``val_loss`` (None without validation), ``lr``.
+    ``val_loss`` (None without validation), ``lr``. With ``config.keep_start`` (and validation) the
+    starting weights are scored first, as epoch −1 (``train_loss`` None), and kept if no epoch beats them.
 
     With ``config.devices`` > 1, ``config.devices`` processes train copies of the module with
     Fabric's DDP strategy (``batch_size`` samples per process and step); the weights and history
@@ -244,6 +248,9 @@ def _fit(fabric, module: nn.Module, inputs, targets, loss_fn, config: TrainConfi
 
     history: list[dict] = []
     best_loss, best_state, stale = math.inf, None, 0
+    if config.keep_start and len(val_idx):  # "epoch −1": the weights training starts from
+        best_loss, best_state = evaluate(val_idx), copy.deepcopy(module.state_dict())
+        history.append({"epoch": -1, "train_loss": None, "val_loss": best_loss, "lr": 0.0})
     epochs = range(config.max_epochs)
     if config.verbose and fabric.is_global_zero:
         from tqdm.auto import tqdm

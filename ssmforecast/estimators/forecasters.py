@@ -531,7 +531,8 @@ class _SSMForecaster(BaseForecaster):
                 net.start_from_skip(*self._skip_lstsq(inputs[0], targets))
             return net
 
-        self.module_, self.history_ = fit_network(self, build, inputs, targets, self._head_loss())
+        lstsq = self.linear_skip == "lstsq"  # a fitted start: early stopping may keep it
+        self.module_, self.history_ = fit_network(self, build, inputs, targets, self._head_loss(), keep_start=lstsq)
         # a model trained on regular steps keeps the time span of its training context (exactly
         # context_length rows at the training rate), so that a history sampled at another rate
         # covers the same span (zero-shot resampling); otherwise the last context_length rows
@@ -832,7 +833,8 @@ _PARAMS_DOC = f"""
         2023), beside the SSM's. True: it starts at zero; "lstsq": it starts at the least-squares
         fit of the training windows (the validation tail left out; weighted as the loss weighs
         windows) and the SSM's output layers at zero, so that training starts from that linear
-        model (NLinear fitted in closed form) and the network learns what it leaves. Needs regularly spaced
+        model (NLinear fitted in closed form) and the network learns what it leaves; with
+        validation, that start is scored too and kept if no epoch beats it (``history_``). Needs regularly spaced
         observations, and forecasts from a history at the training rate.
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,
@@ -855,7 +857,9 @@ _PARAMS_DOC = f"""
         The fitted network (Backbone read at the masked horizon steps), in eval mode.
     history_ : list of dict
         Per epoch: ``epoch``, ``train_loss``, ``val_loss`` (None without validation), ``lr``;
-        fine-tuning epochs of ``update`` are appended.
+        fine-tuning epochs of ``update`` are appended. With ``linear_skip="lstsq"`` and validation
+        the first entry, epoch −1, scores the starting (closed-form linear) model, which is kept if
+        no epoch beats it.
     horizon_ : int
         The horizon H the network answers, in time units.
     hold_ : {{"constant", "linear", "foh"}}

@@ -497,6 +497,7 @@ def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss
     np.testing.assert_allclose(fitted.weight.detach().double().numpy(), V, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fitted.bias.detach().double().numpy(), v, rtol=1e-4, atol=1e-5)
     assert np.abs(V_all - V).max() > 1e-3  # so the check above tells the two apart
+    assert f.history_[0]["epoch"] == -1 and f.history_[0]["train_loss"] is None  # the start, scored on validation
     for layer in (f.module_.head, f.module_.direct):
         assert layer.weight.abs().max() < 1e-9 and layer.bias.abs().max() < 1e-9
     ctx = y.to_numpy()[-100:]  # (100, 2): windows of L from the last 100 rows

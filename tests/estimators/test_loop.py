@@ -17,3 +17,40 @@ def test_validation_tail_edges():
     assert split_validation(3, 0.9) == 3  # fewer than 2 training samples would remain: no validation
     with pytest.raises(ValueError, match="validation_fraction"):
         split_validation(100, 1.0)
+
+
+def _line_data(slope_train: float, slope_val: float):
+    """y = slope · x: 80 training samples with one slope, then a 20-sample validation tail with another."""
+    import torch
+
+    x = torch.linspace(-1, 1, 100).unsqueeze(1)  # (100, 1)
+    y = torch.cat([slope_train * x[:80], slope_val * x[80:]])  # (100, 1)
+    return (x,), y
+
+
+@pytest.mark.parametrize("start_slope, kept", [(-1.0, "start"), (5.0, "epoch")])
+def test_keep_start_scores_the_starting_weights_and_keeps_them_unless_an_epoch_beats_them(start_slope, kept):
+    """keep_start: history begins with epoch −1, the start's validation MSE (closed form: the line's
+    squared slope error times mean x² over the tail); a start that fits the validation tail
+    exactly (slope −1, training pulls it towards +2) is returned unchanged, a bad one (5) is not."""
+    import torch
+
+    from ssmforecast.estimators._loop import TrainConfig, train
+
+    inputs, y = _line_data(2.0, -1.0)
+    net = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(start_slope)
+    config = TrainConfig(max_epochs=5, batch_size=16, lr=0.05, weight_decay=0.0, validation_fraction=0.2, patience=None, keep_start=True, device="cpu")
+    mse = torch.nn.functional.mse_loss
+    net, history = train(net, inputs, y, mse, config)
+    x_val = inputs[0][80:]
+    assert history[0]["epoch"] == -1 and history[0]["train_loss"] is None
+    assert history[0]["val_loss"] == pytest.approx((start_slope + 1.0) ** 2 * float((x_val**2).mean()), rel=1e-5)
+    assert [h["epoch"] for h in history[1:]] == [0, 1, 2, 3, 4]
+    if kept == "start":
+        assert float(net.weight) == start_slope
+    else:
+        assert float(net.weight) != start_slope and min(h["val_loss"] for h in history[1:]) < history[0]["val_loss"]
+    plain, history = train(torch.nn.Linear(1, 1, bias=False), inputs, y, mse, TrainConfig(max_epochs=2, validation_fraction=0.2, device="cpu"))
+    assert [h["epoch"] for h in history] == [0, 1]  # off by default
