@@ -76,8 +76,8 @@ class _ForecastNet(nn.Module):
     With ``skip_targets`` = C (the forecasters' ``linear_skip``) the mean of each target c also gets a linear map of that target's own
     context, the L RevIN-normalised values ỹ_c (NLinear, Zeng et al., AAAI 2023, §4, one map
     shared by the targets):  W_τ z_L + V_τ ỹ_c + v_τ ,  V (H × L) and v (H,) initialised at zero,
-    so that training starts from the network without it, or set by :meth:`start_from_skip`. It reads the context row by row, so it
-    needs exactly L context tokens one time unit apart.
+    so that training starts from the network without it, or set by :meth:`start_from_skip`. It
+    reads the context row by row, so it needs exactly L context tokens one time unit apart.
 
     forward(tokens (batch, L + k, d_input), ahead (batch, k), dt (batch, L + k) or None)
         → (batch, k, C · P), P = 2 for the normal head, else 1. L may differ from the training
@@ -834,8 +834,8 @@ _PARAMS_DOC = f"""
         fit of the training windows (the validation tail left out; weighted as the loss weighs
         windows) and the SSM's output layers at zero, so that training starts from that linear
         model (NLinear fitted in closed form) and the network learns what it leaves; with
-        validation, that start is scored too and kept if no epoch beats it (``history_``). Needs regularly spaced
-        observations, and forecasts from a history at the training rate.
+        validation, that start is scored too and kept if no epoch beats it (``history_``).
+        Needs regularly spaced observations, and forecasts from a history at the training rate.
 {NETWORK_DOC}    loss : {{"normal", "mse", "mae"}}, default="normal"
         "normal" trains a Gaussian head by negative log-likelihood: point forecasts are its mean,
         and ``predict_interval``, ``predict_quantiles`` and ``predict_var`` are available.
