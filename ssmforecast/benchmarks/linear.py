@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> str:
     df = load_ett(args.data, path=args.data_dir)
     hs = args.horizons or list(protocol_horizons(args.protocol, args.data))
     start = time.perf_counter()
-    rows = [linear_reference(split(df, args.data, L, args.features), H) for L in args.lookback for H in hs]
+    splits = [split(df, args.data, L, args.features) for L in args.lookback]  # one cut and scaling per L
+    rows = [linear_reference(s, H) for s in splits for H in hs]
     command = "python -m ssmforecast.benchmarks.linear " + " ".join(sys.argv[1:] if argv is None else argv)
     header = (
         f"**{args.data} · {args.protocol} protocol · features {args.features} · least-squares NLinear "

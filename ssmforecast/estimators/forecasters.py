@@ -522,16 +522,16 @@ class _SSMForecaster(BaseForecaster):
         self.hold_ = self.hold if self.hold is not None else ("constant" if regular else "linear")
         n_params = 2 if self.loss == "normal" else 1
         d_input = C + 1 + len(self.exog_names_)
+        lstsq = self.linear_skip == "lstsq"  # a fitted start: early stopping may keep it
 
         def build() -> _ForecastNet:
             net = _ForecastNet(
                 build_backbone(self, d_input, None, hold=self.hold_), L, H, C * n_params, C if self.linear_skip else None
             )
-            if self.linear_skip == "lstsq":
+            if lstsq:
                 net.start_from_skip(*self._skip_lstsq(inputs[0], targets))
             return net
 
-        lstsq = self.linear_skip == "lstsq"  # a fitted start: early stopping may keep it
         self.module_, self.history_ = fit_network(self, build, inputs, targets, self._head_loss(), keep_start=lstsq)
         # a model trained on regular steps keeps the time span of its training context (exactly
         # context_length rows at the training rate), so that a history sampled at another rate
