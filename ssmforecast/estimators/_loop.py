@@ -153,6 +153,14 @@ def train(
 
     device = resolve_device(config.device, config.devices)
     precision = check_precision(config.precision)
+    if precision == "64-true":
+        # Fabric's "64-true" casts the module's outputs to the default dtype (float32) before they
+        # reach the loss; float64 training is a float64 module on float64 tensors under the no-op
+        # "32-true" plugin instead
+        module = module.double()
+        inputs = tuple(x.double() if x.is_floating_point() else x for x in inputs)
+        targets = targets.double() if targets.is_floating_point() else targets
+        precision = "32-true"
     if config.devices == 1:
         fabric = Fabric(accelerator=device, devices=1, precision=precision)
         history = _fit(fabric, module, inputs, targets, loss_fn, config)

@@ -54,3 +54,20 @@ def test_keep_start_scores_the_starting_weights_and_keeps_them_unless_an_epoch_b
         assert float(net.weight) != start_slope and min(h["val_loss"] for h in history[1:]) < history[0]["val_loss"]
     plain, history = train(torch.nn.Linear(1, 1, bias=False), inputs, y, mse, TrainConfig(max_epochs=2, validation_fraction=0.2, device="cpu"))
     assert [h["epoch"] for h in history] == [0, 1]  # off by default
+
+
+def test_precision_64_computes_the_loss_in_float64():
+    """precision="64": the losses of the history are float64 ones (closed form of a line through
+    the origin to 1e-13), not of outputs cast back to float32 (Fabric's "64-true" plugin does
+    that before the loss: about 1e-9 off here)."""
+    import torch
+
+    from ssmforecast.estimators._loop import TrainConfig, train
+
+    inputs, y = _line_data(2.0, -1.0)
+    config = TrainConfig(max_epochs=2, batch_size=8, lr=0.05, weight_decay=0.0, validation_fraction=0.2, patience=None, device="cpu", precision="64")
+    net, history = train(torch.nn.Linear(1, 1, bias=False), inputs, y, torch.nn.functional.mse_loss, config)
+    assert net.weight.dtype == torch.float64
+    w, x_val = float(net.weight.detach()), inputs[0][80:].double()
+    best = min(h["val_loss"] for h in history)  # the returned weights are the best epoch's
+    assert best == pytest.approx((w + 1.0) ** 2 * float((x_val**2).mean()), rel=1e-13)
