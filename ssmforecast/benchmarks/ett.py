@@ -488,18 +488,20 @@ def config_text(config: dict | None, features: str) -> str:
     if config is None:
         return "?"
     default = {**FULL_CONFIG, **FEATURE_CONFIG[features]}
+    unset = {"revin": True}  # forecaster parameters outside the defaults: shown where they differ from this, or are truthy
     changed = [  # a setting outside the defaults (e.g. revin_min_std) only where it is set
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in config.items() if (v != default[k] if k in default else bool(v))
+        for k, v in config.items() if (v != default[k] if k in default else (v != unset[k] if k in unset else bool(v)))
     ]  # fmt: skip
     return ", ".join(changed) or "default"
 
 
 def _note(config: dict, independent: bool) -> str:
     """What sets a fit apart from the defaults, for the tables: loss (and its scale), channels, RevIN
-    floor, linear skip, ensemble."""
+    off or its floor, linear skip, ensemble."""
     note = f"loss={config['loss']}" + (f" ({config['loss_scale']} scale)" if config.get("loss_scale", "window") != "window" else "")
     note += ", channels=independent" if independent else ""
+    note += ", no RevIN" if config.get("revin", True) is False else ""
     note += f", revin_min_std={config['revin_min_std']:g}" if config.get("revin_min_std") else ""
     skip = config.get("linear_skip")
     note += (", linear skip (lstsq)" if skip == "lstsq" else ", linear skip") if skip else ""
@@ -804,6 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--loss-scale", choices=["window", "series"],
         help="units of the training loss: each window's RevIN-normalised values, or the series' standardised units as the test MSE (default window)",
     )  # fmt: skip
+    p.add_argument(
+        "--revin", action=argparse.BooleanOptionalAction, default=None,
+        help="normalise each window by its own context (RevIN; the default), or, with --no-revin, forecast from the "
+        "series' standardised values as they are (the level of the context is then information, as in DLinear's Linear)",
+    )  # fmt: skip
     p.add_argument("--revin-min-std", type=float, help="floor of each window's RevIN std, in training-std units (default 0: plain RevIN)")
     p.add_argument(
         "--linear-skip", nargs="?", const=True, default=None, choices=["lstsq"],
@@ -843,7 +850,7 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
     overrides = {
         "max_epochs": args.epochs, "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "loss": args.loss,
-        "revin_min_std": args.revin_min_std, "loss_scale": args.loss_scale, "dropout": args.dropout, "weight_decay": args.weight_decay,
+        "revin": args.revin, "revin_min_std": args.revin_min_std, "loss_scale": args.loss_scale, "dropout": args.dropout, "weight_decay": args.weight_decay,
         "ensemble": args.ensemble, "linear_skip": args.linear_skip,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}

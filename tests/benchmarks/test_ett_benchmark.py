@@ -158,6 +158,12 @@ def test_quick_and_full_configurations():
     assert bench.make_forecaster("s4d", lstsq, 96, 96, 0, "cpu").get_params()["linear_skip"] == "lstsq"
     with pytest.raises(SystemExit):
         parser.parse_args(["--linear-skip", "ridge"])
+    plain = bench._configs(parser.parse_args(["--no-revin", "--linear-skip", "lstsq"]), ["s4d"], "M")["s4d"]
+    assert bench.config_text(plain, "M") == "revin=False, linear_skip=lstsq"
+    assert bench._note(plain, True) == "loss=normal, channels=independent, no RevIN, linear skip (lstsq)"
+    assert bench.make_forecaster("s4d", plain, 96, 96, 0, "cpu").get_params()["revin"] is False
+    assert bench.config_text(bench._configs(parser.parse_args(["--revin"]), ["s4d"], "M")["s4d"], "M") == "default"
+    assert "revin" not in lstsq  # RevIN on unless asked: old runs' configurations unchanged
     # patience by features (chosen on the val curves): 0 on S, 3 on M; an explicit option wins
     assert bench._configs(parser.parse_args([]), ["s4d"], "S")["s4d"]["patience"] == 0
     assert bench._configs(parser.parse_args([]), ["s4d"], "M")["s4d"]["patience"] == 3
@@ -495,3 +501,22 @@ def test_linear_reference_scores_as_the_protocol_and_fits_by_least_squares(ett_d
     for _ in range(3):
         dV, dv = 1e-3 * rng.standard_normal(V.shape), 1e-3 * rng.standard_normal(v.shape)
         assert loss(V + dV, v + dv) > loss(V, v)
+
+
+def test_linear_reference_without_revin_is_ordinary_least_squares_on_the_standardised_windows(ett_dir, monkeypatch):
+    """--no-revin: the map reads the standardised context as it is; fixed to the last context value
+    it is again repeat-last (0.0343), and fitted it is numpy's ordinary least squares of the train
+    windows' futures on [context, 1] (unweighted: σ = 1), scored on the val windows."""
+    from ssmforecast.benchmarks import linear
+
+    splits = split(load_ett("ETTh1", path=ett_dir), "ETTh1", 96, "S")
+    fitted = linear.linear_reference(splits, 24, revin=False)
+    X, Y = windows(splits.train, 96, 24, splits.target_index)  # (n, 96, 1), (n, 24, 1)
+    A = np.concatenate([X[..., 0], np.ones((len(X), 1))], axis=1)  # (n, 97)
+    coef = np.linalg.lstsq(A, Y[..., 0], rcond=None)[0]  # (97, 24)
+    Xv, Yv = windows(splits.val, 96, 24, splits.target_index)
+    val = np.mean((np.concatenate([Xv[..., 0], np.ones((len(Xv), 1))], axis=1) @ coef - Yv[..., 0]) ** 2)
+    assert fitted["val"] == pytest.approx(val, rel=1e-6)
+    e_last = lambda x, y, w: (np.eye(x.shape[1])[-1:].repeat(y.shape[1], axis=0), np.zeros(y.shape[1]))  # noqa: E731
+    monkeypatch.setattr(linear, "skip_lstsq", e_last)
+    assert round(linear.linear_reference(splits, 24, revin=False)["test"][0], 4) == 0.0343

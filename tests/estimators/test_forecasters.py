@@ -466,26 +466,27 @@ def test_skip_lstsq_is_weighted_least_squares():
     np.testing.assert_allclose(V.sum(axis=1), 0.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("loss_scale", ["window", "series"])
-def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss_scale):
+@pytest.mark.parametrize("loss_scale, revin", [("window", True), ("series", True), ("series", False)])
+def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss_scale, revin):
     """linear_skip="lstsq": the skip's initial V, v are the least-squares map from each target's
     RevIN-normalised context to its normalised future over the training windows only (the
     validation tail left out), weighted by σ_ctx² with loss_scale="series"; rebuilt here from the
     raw series in numpy; the head and direct map start at zero, so the first forecast is that
     linear model's, σ_ctx (V ỹ + v) + μ_ctx in the series' units. A learning rate of 1e-12 keeps
-    the fitted weights at their start."""
+    the fitted weights at their start. revin=False: μ_ctx = 0, σ_ctx = 1 (the map reads the
+    globally standardised context, unweighted)."""
     L, H, frac = 24, 6, 0.25
     t = np.arange(400)
     rng = np.random.default_rng(3)
     y = pd.DataFrame({"a": np.sin(2 * np.pi * t / 24) + 0.2 * rng.standard_normal(400), "b": 0.01 * t + rng.standard_normal(400)})
     f = S4DForecaster(
         context_length=L, horizon=H, linear_skip="lstsq", loss="mse", loss_scale=loss_scale, lr=1e-12, max_epochs=1,
-        validation_fraction=frac, **SMALL,
+        validation_fraction=frac, revin=revin, **SMALL,
     ).fit(y)  # fmt: skip
     z = (y.to_numpy() - y.to_numpy().mean(axis=0)) / y.to_numpy().std(axis=0)  # (T, 2): global standardisation
     win = np.lib.stride_tricks.sliding_window_view(z, L + H, axis=0).transpose(0, 2, 1)  # (n, L+H, 2)
-    mu = win[:, :L].mean(axis=1, keepdims=True)
-    sd = np.sqrt(win[:, :L].var(axis=1, keepdims=True) + 1e-5)  # (n, 1, 2)
+    mu = win[:, :L].mean(axis=1, keepdims=True) * revin
+    sd = np.sqrt(win[:, :L].var(axis=1, keepdims=True) + 1e-5) ** revin  # (n, 1, 2)
     norm = (win - mu) / sd
     n = len(win)
     n_train = n - int(np.ceil(frac * n))
@@ -504,7 +505,7 @@ def test_lstsq_skip_starts_at_the_least_squares_fit_of_the_training_windows(loss
     last = np.lib.stride_tricks.sliding_window_view(ctx, L, axis=0).transpose(0, 2, 1)  # (77, L, 2)
     mean, _ = f.predict_windows(last)  # (77, H, 2)
     zc = (last - y.to_numpy().mean(axis=0)) / y.to_numpy().std(axis=0)
-    mu, sd = zc.mean(axis=1, keepdims=True), np.sqrt(zc.var(axis=1, keepdims=True) + 1e-5)
+    mu, sd = zc.mean(axis=1, keepdims=True) * revin, np.sqrt(zc.var(axis=1, keepdims=True) + 1e-5) ** revin
     linear = np.einsum("hl,nlc->nhc", V, (zc - mu) / sd) + v[None, :, None]  # (77, H, 2): V ỹ_c + v
     expected = (sd * linear + mu) * y.to_numpy().std(axis=0) + y.to_numpy().mean(axis=0)
     np.testing.assert_allclose(mean, expected, rtol=1e-4, atol=1e-4)
