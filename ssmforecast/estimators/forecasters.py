@@ -823,6 +823,8 @@ _PARAMS_DOC = f"""
         "constant" (a regular series is then fitted exactly as without time stamps).
     revin : bool, default=True
         Normalise each window by the mean and standard deviation of its own context (RevIN).
+        False reads the level too: for stationary series; on drifting ones a validation period
+        next to the training data overstates it (docs/estimators.md).
     revin_min_std : float, default=0.0
         Floor of a window's RevIN standard deviation, in units of the training series' standard
         deviation: a window with a flat context (a stuck sensor) is then scaled by at most
