@@ -10,7 +10,8 @@ like ``targets``. It owns what would otherwise be copied into each estimator:
   :func:`ssmforecast.nn.register_ssm_param` (SSM parameters: no weight decay, optional own lr;
   biases and norms: no weight decay), a linear warm-up + cosine schedule, gradient clipping;
 - devices and precision through Lightning Fabric (``device="auto"|"cpu"|"cuda"``,
-  ``precision="32"|"bf16-mixed"|"16-mixed"``);
+  ``precision="32"|"bf16-mixed"|"16-mixed"``; ``"64"``: module and tensors in float64, converted
+  here, since Fabric's own float64 plugin hands float32 outputs to the loss);
 - data-parallel training on ``devices`` > 1 processes with Fabric's DDP strategy (gloo on CPU,
   NCCL on GPUs), started by ``Fabric.launch`` with the spawn method; each process trains on its
   share of every epoch's permutation, gradients are averaged by DDP, and the losses that drive
