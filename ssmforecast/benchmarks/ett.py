@@ -487,11 +487,11 @@ def config_text(config: dict | None, features: str) -> str:
     "lr=0.001", or "default"; "?" when the run recorded none."""
     if config is None:
         return "?"
-    default = {**FULL_CONFIG, **FEATURE_CONFIG[features]}
-    unset = {"revin": True}  # forecaster parameters outside the defaults: shown where they differ from this, or are truthy
-    changed = [  # a setting outside the defaults (e.g. revin_min_std) only where it is set
+    # a setting outside FULL_CONFIG (revin, revin_min_std, linear_skip, …) against the forecasters' own default
+    default = {**S4DForecaster().get_params(deep=False), **FULL_CONFIG, **FEATURE_CONFIG[features]}
+    changed = [
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in config.items() if (v != default[k] if k in default else (v != unset[k] if k in unset else bool(v)))
+        for k, v in config.items() if (v != default[k] if k in default else bool(v))
     ]  # fmt: skip
     return ", ".join(changed) or "default"
 
