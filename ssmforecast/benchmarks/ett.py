@@ -118,6 +118,14 @@ DEFAULT_CHANNELS = {"S": "mixed", "M": "independent", "MS": "mixed"}
 #: Published columns of the Markdown table: (source key in SOURCES, model name in published()).
 PUBLISHED_COLUMNS = (("informer", "Informer"), ("s4", "S4"), ("dlinear", "DLinear"), ("patchtst", "PatchTST/42"))
 
+#: The benchmark's accuracy targets (docs/benchmark.md, "Reading the output"), per (protocol, features): the
+#: table columns whose MSE our model chosen on validation must beat ("<") or be at or below ("≤":
+#: ours rounded to the three decimals the papers print), at every horizon.
+TARGETS = {
+    ("informer", "S"): (("S4 (paper)", "<"), ("repeat-last", "<")),
+    ("ltsf", "M"): (("DLinear (paper)", "≤"),),
+}
+
 RESULT_COLUMNS = (
     "data", "protocol", "features", "horizon", "kind", "method", "source", "lookback", "mse", "mae", "n_windows",
     "val_mse", "coverage80", "train_s", "epochs", "best_epoch", "windows_per_s", "n_params", "drop_last", "verified", "note",
@@ -527,6 +535,7 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     short = {**{m: m.split(" ")[0] for m in naive}, **{label: label.split(" ")[0] for label in pub_labels}}
     picks = []  # with several of our models: per H the one of lowest validation MSE (the test never read)
+    targets = []  # per H: the chosen model against the target columns (TARGETS)
     for H in sorted(res.horizon.unique()):
         at = res[res.horizon == H]
         cells, mses = {}, {}
@@ -557,9 +566,14 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
             beaten = [] if mine is None else [short[label] for label in others if mine < mses[label]]
             wins[m] = "" if mine is None else f"✓ {len(beaten)}/{len(others)}: " + ", ".join(beaten) if beaten else f"0/{len(others)}"
         scored = at[(at.kind == "ours") & at.method.isin(ours) & at.val_mse.notna() & at.mse.notna()]
+        present = [m for m in ours if f"{m} (ours)" in mses]
+        chosen = present[0] if len(present) == 1 else None
         if len(ours) > 1 and scored.method.nunique() > 1:
             pick = scored.iloc[int(np.argmin(scored.val_mse.to_numpy()))]  # ties: the first model
             picks.append(f"| {H} | {pick.method} | {pick.val_mse:.4f} | {cells[pick.method + ' (ours)'].replace('**', '')} | {wins[pick.method]} |")
+            chosen = pick.method
+        if (protocol, features) in TARGETS and chosen is not None:
+            targets.append((H, chosen, mses[f"{chosen} (ours)"], {label: mses.get(label) for label, _ in TARGETS[protocol, features]}))
         n = at.loc[at.kind == "naive", "n_windows"].iloc[0]
         row = [str(H), str(int(n))] + [cells[f"{m} (ours)"] for m in ours] + [cells[m] for m in naive]
         row += [cells[label] for label in pub_labels] + [wins[m] for m in ours]
@@ -589,7 +603,42 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
     ]
     if features == "MS":
         notes.append("MS: our models forecast all 7 channels jointly and are scored on OT only; no published MS numbers.")
-    return "\n".join(notes + picks) + "\n"
+    return "\n".join(notes + picks + target_table(targets, TARGETS.get((protocol, features), ()))) + "\n"
+
+
+def target_met(ours: float, theirs: float, rule: str) -> bool:
+    """One target cell: ours below theirs ("<"), or at or below it at the three decimals the papers print ("≤")."""
+    return ours < theirs if rule == "<" else round(ours, 3) <= theirs
+
+
+def target_table(targets: list[tuple], rules: tuple) -> list[str]:
+    """Lines of the target verdict (:data:`TARGETS`): per H our model chosen on validation, its test
+    MSE, each target column's MSE, and met / missed; then the horizons missed. [] without targets."""
+    if not targets:
+        return []
+    wording = {"<": "below", "≤": "at or below"}
+    goal = " and ".join(f"{wording[rule]} {label}" for label, rule in rules)
+    lines = [
+        "",
+        f"Target: our test MSE {goal} at every H (where there are several of our models, the one chosen on validation; `TARGETS`):",
+        "",
+        "| H | model | test MSE | " + " | ".join(label for label, _ in rules) + " | target |",
+        "|---|---|---|" + "---|" * len(rules) + "---|",
+    ]
+    missed, judged = [], 0
+    for H, model, mine, theirs in targets:
+        digits = {label: 3 if label.endswith("(paper)") else 4 for label, _ in rules}  # as printed: papers, ours
+        cells = ["–" if theirs[label] is None else f"{theirs[label]:.{digits[label]}f}" for label, _ in rules]
+        if any(theirs[label] is None for label, _ in rules):
+            verdict = "– (nothing to compare with)"
+        else:
+            judged += 1
+            lost = [label for label, rule in rules if not target_met(mine, theirs[label], rule)]
+            verdict = "met" if not lost else "**missed** (" + ", ".join(label.split(" ")[0] for label in lost) + ")"
+            missed += [H] if lost else []
+        lines.append(f"| {H} | {model} | {mine:.4f} | " + " | ".join(cells) + f" | {verdict} |")
+    summary = f"met at {judged - len(missed)} of {judged} horizons" + (f"; **missed at H = {', '.join(map(str, missed))}**" if missed else "")
+    return lines + ["", f"Target {summary}." if judged else "Target: no horizon to judge."]
 
 
 def cost_table(results: pd.DataFrame, name: str, protocol: str, features: str) -> str:
