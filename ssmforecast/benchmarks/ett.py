@@ -700,7 +700,8 @@ def select_on_validation(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     configurations), keep the one with the lowest validation MSE; the test columns are never read.
 
     → (results with one row per model, setting and horizon; the candidates: every "ours" row that
-    had a rival, with a boolean ``chosen`` column).
+    had a rival, with a boolean ``chosen`` column, listed by setting, H, model and val MSE, so
+    that merging a selection again lists them in the same order).
     """
     ours = results.kind == "ours"
     rivals = ours & results.duplicated(ROW_KEYS, keep=False)
@@ -709,7 +710,9 @@ def select_on_validation(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     candidates = results[rivals].copy()
     best = candidates.groupby(ROW_KEYS, sort=False)["val_mse"].idxmin()  # ties: the first folder's row
     candidates["chosen"] = candidates.index.isin(best.to_numpy())
-    return results.drop(index=candidates.index[~candidates.chosen]), candidates
+    setting = candidates.groupby(["data", "protocol", "features"], sort=False).ngroup()  # in the order of the runs
+    order = candidates.assign(_s=setting, _c=~candidates.chosen).sort_values(["_s", "horizon", "method", "val_mse", "_c"], kind="stable")
+    return results.drop(index=candidates.index[~candidates.chosen]), candidates.loc[order.index]
 
 
 def choice_table(candidates: pd.DataFrame) -> str:

@@ -466,6 +466,19 @@ def test_table_names_our_model_chosen_on_validation_when_there_are_several():
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in RESULTS.glob("*-selected")))
+def test_committed_selection_is_reproduced_by_merging_it_again(name, tmp_path):
+    """Merging a committed selection alone again (--select) gives back its tables byte for byte:
+    the same rows chosen, the candidates listed by setting, H, model and val MSE (chosen first)."""
+    folder = RESULTS / name
+    bench.merge_runs([folder], tmp_path, select=True)
+    for file in ("results.csv", "candidates.csv", "results.md"):
+        assert (tmp_path / file).read_text() == (folder / file).read_text(), file
+    candidates = pd.read_csv(folder / "candidates.csv")
+    for _, group in candidates.groupby(["data", "protocol", "features", "horizon", "method"]):
+        assert group.chosen.iloc[0] and group.val_mse.is_monotonic_increasing
+
+
 def _target_rows(text: str) -> dict:
     """The target verdict lines of a table: H → (chosen, test MSE, verdict)."""
     block = text.split("Target: ")[1].split("\n\n")[1].splitlines()[2:]
