@@ -1,11 +1,14 @@
 # Set-up and the two README commands: `make demo` (main job: the ETT benchmark in quick mode) and
 # `make test` (test suite).
-# Both build a local virtual environment in .venv on first use. The CPU build of torch is installed
-# before the package so that the range in pyproject.toml is already satisfied and pip pulls no
-# multi-GB CUDA build; override TORCH_SPEC for another build (e.g. `make test TORCH_SPEC=torch`).
+# Both build a local virtual environment in .venv on first use. torch is installed before the
+# package so that the range in pyproject.toml is already satisfied and pip pulls no other build;
+# override TORCH_SPEC for another version (e.g. `make test TORCH_SPEC=torch`). Where pip has no
+# CPU wheel at hand (PyPI's Linux torch is the multi-GB CUDA build), name PyTorch's CPU index:
+# `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
 
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -23,7 +26,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),) "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
