@@ -98,7 +98,7 @@ BENCHMARK_KEYS = ("ensemble",)
 #: so M and MS keep patience 3.
 FEATURE_CONFIG = {"S": {}, "M": {"patience": 3}, "MS": {"patience": 3}}
 
-#: ``--quick``: one setting, two horizons, small models, few epochs; about 5 minutes on 2 CPU cores.
+#: ``--quick``: one setting, two horizons, small models, few epochs; about 2 minutes on 2 CPU cores.
 QUICK = {"data": ["ETTh1"], "protocol": ["informer"], "features": ["S"], "horizons": [24, 168], "models": ["s4d", "mamba"]}
 _QUICK_BASE = {**FULL_CONFIG, "patience": 3, "batch_size": 128}  # patience as before: at most 3 epochs anyway
 QUICK_CONFIG = {

@@ -57,7 +57,7 @@ NETWORK_DOC = """\
     weight_decay : float, default=0.01
         AdamW weight decay of the weight matrices (never of SSM parameters, biases or norms).
     ssm_lr : float or None, default=None
-        Learning rate of the SSM parameters (Λ, Δ, B, P, A_log); None uses ``lr``.
+        Learning rate of the SSM parameters (Λ, Δ, B, P; Mamba's A_log, D); None uses ``lr``.
     grad_clip : float or None, default=1.0
         Maximum gradient norm; None for no clipping.
     validation_fraction : float, default=0.1

@@ -61,6 +61,10 @@ _PARAMS_DOC = f"""
         (seq_len, n_features) of the training sequences.
     n_outputs_ : int
         Number of targets.
+    x_mean_, x_scale_ : ndarray
+        Per-feature standardisation of X (over samples and steps), from ``fit``.
+    y_mean_, y_scale_ : ndarray
+        Per-target standardisation of y, from ``fit``.
 """
 
 
