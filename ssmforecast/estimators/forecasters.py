@@ -7,8 +7,10 @@ context (RevIN) after a global standardisation with training statistics.
 
 Panels and hierarchies (pandas MultiIndex) are fitted as one global model: the windows of all
 series train the same network, and each series is forecast from its own last context. The fitted
-forecaster keeps only the last ``context_length`` rows of every series, so ``update`` and
-``predict`` cost the same however long the history grows.
+forecaster keeps only the last ``context_length`` rows of every series (for a model fitted on
+regular steps, the rows of the last ``context_length`` time units), so ``update`` and ``predict``
+cost the same however long the history grows. A series with fewer rows than that is not forecast
+(a warning names it) until ``update`` brings it to ``context_length``.
 
 Probabilistic forecasts come from a trained distribution head: with ``loss="normal"`` the network
 outputs a mean and a standard deviation per step and channel and is trained by Gaussian negative
@@ -17,6 +19,7 @@ log-likelihood; intervals and quantiles are those of that normal distribution.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from statistics import NormalDist
 
@@ -241,6 +244,18 @@ def _check_time_indexes(y, X) -> None:
 
 def _where(key: tuple) -> str:
     return "" if not key else f" (series {key[0] if len(key) == 1 else key})"
+
+
+def _warn_short(keys: list, L: int, action: str) -> None:
+    """Series with fewer than ``context_length`` observations are not forecast: say which."""
+    if keys:
+        names = ", ".join(str(k[0] if len(k) == 1 else k) for k in keys[:5]) + (", …" if len(keys) > 5 else "")
+        warnings.warn(
+            f"{len(keys)} series with fewer than context_length={L} observations ({names}): {action} leaves them out "
+            f"until update brings each to {L}",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _check_numeric(df: pd.DataFrame, name: str) -> None:
@@ -468,8 +483,9 @@ class _SSMForecaster(BaseForecaster):
     def _fit(self, y, X=None, fh=None):
         """Fit the global network on every window of every series in y (and X).
 
-        Writes to self: ``module_``, ``history_``, ``horizon_``, ``target_names_``,
-        ``exog_names_``, ``index_names_``, ``y_mean_``, ``y_scale_``, ``x_mean_``, ``x_scale_``, ``context_``.
+        Writes to self: ``module_``, ``history_``, ``horizon_``, ``hold_``, ``time_unit_``, ``target_names_``,
+        ``exog_names_``, ``index_names_``, ``y_mean_``, ``y_scale_``, ``x_mean_``, ``x_scale_``, ``context_``
+        (and the rows of series shorter than ``context_length``, kept for ``update``).
         """
         validate_parameter_constraints(
             self._parameter_constraints, self.get_params(deep=False), caller_name=type(self).__name__
@@ -538,6 +554,8 @@ class _SSMForecaster(BaseForecaster):
         # covers the same span (zero-shot resampling); otherwise the last context_length rows
         self._span_context = regular and self._unit not in (ROWS, "calendar")
         self.context_ = {key: self._keep_context(rows) for key, rows in series if len(rows) >= L}
+        self._short = {key: rows for key, rows in series if len(rows) < L}  # kept until update completes them
+        _warn_short(list(self._short), L, "predict")
         return self
 
     def _skip_lstsq(self, tok: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -587,14 +605,16 @@ class _SSMForecaster(BaseForecaster):
     def _update(self, y, X=None, update_params=True):
         """Move each series' context to the end of the new data; fine-tune on it if update_params.
 
-        Writes to self: ``context_`` (the last ``context_length`` rows per series); with
+        Writes to self: ``context_`` (per series, what :meth:`_keep_context` keeps; a series still
+        shorter than ``context_length`` is kept aside until it reaches it); with
         ``update_params`` and at least one full window of new data, the weights of ``module_``
         and ``history_`` (extended by the fine-tuning epochs).
         """
         L = self.context_length
+        short = getattr(self, "_short", {})
         merged = []
         for key, rows in self._series(y, X):
-            old = self.context_.get(key)
+            old = self.context_.get(key, short.get(key))
             if old is not None:
                 rows = pd.concat([old[old.index < rows.index[0]], rows])
             merged.append((key, rows))
@@ -615,6 +635,11 @@ class _SSMForecaster(BaseForecaster):
         for key, rows in merged:
             if len(rows) >= L or key in self.context_:
                 self.context_[key] = self._keep_context(rows)
+                short.pop(key, None)
+            else:
+                short[key] = rows
+        self._short = short
+        _warn_short(list(short), L, "predict")
         return self
 
     def _predict(self, fh, X=None):
@@ -739,6 +764,7 @@ class _SSMForecaster(BaseForecaster):
                 f"{type(self).__name__} was fitted with exogenous X ({self.exog_names_}); "
                 "pass X with their future values to predict"
             )
+        _warn_short(list(getattr(self, "_short", {})), self.context_length, "this forecast")
         x_split: dict = {}
         plans = [self._plan(key, ctx, fh, X, x_split) for key, ctx in self.context_.items()]
         results = {}
@@ -870,10 +896,14 @@ _PARAMS_DOC = f"""
         The time unit in use: a Timedelta (datetime index), a number (integer or period index),
         "rows", or the calendar frequency of a monthly, weekly, … index (read one step per period).
     context_ : dict
-        The last ``context_length`` rows (targets then exogenous columns) of every series, by
-        series key (``()`` for a single series): all that ``predict`` reads.
+        The last ``context_length`` rows (targets then exogenous columns) of every series with at
+        least that many, by series key (``()`` for a single series): all that ``predict`` reads.
+        For a model fitted on regular steps, the rows of the last ``context_length`` time units
+        (the same at the training rate; more rows for a history sampled finer).
     target_names_, exog_names_ : list
         Columns of y and of X seen in ``fit``.
+    index_names_ : list
+        Index level names of y seen in ``fit`` (the index of the forecasts).
     y_mean_, y_scale_, x_mean_, x_scale_ : ndarray
         Training statistics of the global standardisation.
 """

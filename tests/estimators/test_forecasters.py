@@ -3,6 +3,7 @@ exogenous inputs, update semantics, persistence, integrations and errors."""
 
 import copy
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -207,6 +208,33 @@ def test_one_global_model_serves_a_panel_of_20_series():
     mse = np.mean((pred["v"].to_numpy() - truth["v"].loc[pred.index].to_numpy()) ** 2)
     # the per-series variance is a²/2 ≈ 0.8 on average: the global model is far below it
     assert mse < 0.1
+
+
+def test_a_series_shorter_than_the_context_is_named_and_forecast_once_update_completes_it():
+    """Panel with one series of 20 rows < context_length 48: fit and predict warn naming it and
+    predict leaves it out; updates of 20 rows at a time accumulate (not dropped for being short):
+    after the third it is forecast, exactly as after one update with all its 60 rows."""
+    t = np.arange(200)
+    frame = lambda name, times: pd.DataFrame(  # noqa: E731
+        {"v": np.sin(2 * np.pi * times / 24) + (name == "s2")}, index=pd.MultiIndex.from_product([[name], times], names=["series", "time"])
+    )
+    panel = pd.concat([frame("s0", t), frame("s1", t), frame("s2", t[:20])])
+    with pytest.warns(UserWarning, match=r"1 series with fewer than context_length=48 observations \(s2\)"):
+        f = S4DForecaster(context_length=48, horizon=6, max_epochs=1, loss="mse", **SMALL).fit(panel)
+    once = copy.deepcopy(f)
+    with pytest.warns(UserWarning, match="s2"):
+        pred = f.predict(fh=[1, 2])
+    assert list(pred.index.get_level_values("series").unique()) == ["s0", "s1"]
+    with pytest.warns(UserWarning, match="s2"):
+        f.update(frame("s2", t[20:40]), update_params=False)  # 40 rows: still short
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        f.update(frame("s2", t[40:60]), update_params=False)  # 60 rows: complete, no warning
+    once.update(frame("s2", t[20:60]), update_params=False)
+    pred, expected = f.predict(fh=[1, 2]), once.predict(fh=[1, 2])
+    assert list(pred.index.get_level_values("series").unique()) == ["s0", "s1", "s2"]
+    assert list(pred.loc["s2"].index) == [60, 61]
+    pd.testing.assert_frame_equal(pred, expected)
 
 
 def test_exogenous_inputs_are_used_and_required():
