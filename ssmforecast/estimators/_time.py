@@ -109,7 +109,8 @@ def shift(last: pd.Index, ahead: np.ndarray, unit: float) -> pd.Index:
     """Times ``ahead`` (in time units) after the one-element index ``last``, as an index of its kind."""
     t = time_ints(last)[0] + np.asarray(ahead, dtype=np.float64) * unit
     if isinstance(last, pd.DatetimeIndex):
-        return pd.DatetimeIndex(np.round(t).astype(np.int64).astype("datetime64[ns]"), tz=last.tz).as_unit(last.unit)
+        times = pd.DatetimeIndex(np.round(t).astype(np.int64).astype("datetime64[ns]"))  # UTC instants (time_ints)
+        return (times if last.tz is None else times.tz_localize("UTC").tz_convert(last.tz)).as_unit(last.unit)
     if isinstance(last, pd.PeriodIndex):
         return pd.PeriodIndex.from_ordinals(np.round(t).astype(np.int64), freq=last.freq)
     return pd.Index(np.round(t).astype(np.int64))

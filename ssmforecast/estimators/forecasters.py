@@ -405,10 +405,14 @@ class _SSMForecaster(BaseForecaster):
     # ------------------------------------------------------------------ data → arrays
 
     def _series(self, y: pd.DataFrame, X: pd.DataFrame | None) -> list[tuple[tuple, pd.DataFrame]]:
-        """Validated (instance key, rows) pairs; rows hold the target columns then the exogenous ones."""
+        """Validated (instance key, rows) pairs; rows hold the target columns (in their order in
+        fit) then the exogenous ones."""
         _check_numeric(y, "y")
+        y = self._fitted_columns(y, self.target_names_, "y", rename_single=True)
         if X is not None:
             _check_numeric(X, "X")
+            if self.exog_names_:
+                self._fitted_columns(X, self.exog_names_, "X")
         out, x_split = [], {}
         for key, rows in _instances(y):  # time indexes already checked by fit / update
             _check_finite(rows.to_numpy(np.float64), rows.index, list(rows.columns), "y", key)
@@ -426,6 +430,22 @@ class _SSMForecaster(BaseForecaster):
             out.append((key, rows))
         return out
 
+    def _fitted_columns(self, data: pd.DataFrame, names: list, what: str, rename_single: bool = False) -> pd.DataFrame:
+        """data with the columns seen in fit, in their order; a ValueError names those missing (and,
+        for y, those not seen in fit). One column for one column passes whatever its name (a
+        renamed univariate series) where ``rename_single``."""
+        columns = list(data.columns)
+        if columns == names or (rename_single and len(columns) == len(names) == 1):
+            return data
+        missing = [c for c in names if c not in columns]
+        extra = [c for c in columns if c not in names] if what == "y" else []
+        if missing or extra:
+            raise ValueError(
+                f"{what} has columns {columns}, but {type(self).__name__} was fitted with {names}"
+                + (f": missing {missing}" if missing else "") + (f"; not seen in fit {extra}" if extra else "")
+            )
+        return data[names] if what == "y" else data
+
     def _normalise(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """rows (T, C + E) → (globally standardised targets (T, C), exogenous (T, E) or None)."""
         values = rows.to_numpy(np.float64)
@@ -442,6 +462,20 @@ class _SSMForecaster(BaseForecaster):
             return rows.iloc[-L:]
         t = time_ints(rows.index)
         return rows[t > t[-1] - L * self._unit]
+
+    def _calendar_fh(self, fh):
+        """fh on the fitted calendar frequency (sktime leaves fh.freq None once the cutoff has none)."""
+        return fh if fh.freq is not None else ForecastingHorizon(fh.to_pandas(), is_relative=fh.is_relative, freq=self.time_unit_)
+
+    def _check_calendar(self, index: pd.Index, key: tuple) -> None:
+        """On a calendar frequency every step must be one period: a ValueError names the first gap."""
+        gap = np.flatnonzero(index[1:] != index[:-1] + self.time_unit_)
+        if len(gap):
+            raise ValueError(
+                f"y{_where(key)} leaves its {self.time_unit_.freqstr} calendar grid: {index[gap[0]]!r} is followed by "
+                f"{index[gap[0] + 1]!r}; a calendar frequency is read one step per period, so the series must be regular "
+                "(or give fixed-duration time stamps, e.g. days, to use the real gaps)"
+            )
 
     def _dt(self, index: pd.Index) -> np.ndarray:
         """Time steps (T,) of one series in time units (all ones on a calendar grid or in "rows" mode)."""
@@ -510,6 +544,8 @@ class _SSMForecaster(BaseForecaster):
                 )
             self._unit = "calendar"
             self.time_unit_ = indexes[0].freq or pd.tseries.frequencies.to_offset(pd.infer_freq(indexes[0]))
+            for key, rows in series:
+                self._check_calendar(rows.index, key)
         else:
             self._unit = resolve_unit(self.time_unit, indexes)
             self._spacing = resolve_unit(None, indexes)  # median gap: places relative fh in "rows" mode
@@ -579,11 +615,7 @@ class _SSMForecaster(BaseForecaster):
         """``horizon``, or the farthest step of the fh given to fit (in time units, rounded up)."""
         if fh is None:
             return self.horizon
-        if fh.is_relative or self._unit in (ROWS, "calendar"):
-            reach = fh.to_relative(self.cutoff).to_numpy().astype(np.float64)
-        else:
-            reach = (time_ints(fh.to_absolute_index(self.cutoff)) - time_ints(self.cutoff[-1:])[0]) / self._unit
-        self._check_reach(reach, self.horizon, fh.to_absolute_index(self.cutoff))
+        reach, _ = self._queries(self.cutoff[-1:], fh, self.horizon)  # as predict reads fh
         return self.horizon if self.horizon is not None else int(np.ceil(reach.max() - 1e-9))
 
     def _check_reach(self, ahead: np.ndarray, horizon: int | None, times: pd.Index) -> None:
@@ -615,8 +647,10 @@ class _SSMForecaster(BaseForecaster):
         merged = []
         for key, rows in self._series(y, X):
             old = self.context_.get(key, short.get(key))
-            if old is not None:
-                rows = pd.concat([old[old.index < rows.index[0]], rows])
+            if old is not None:  # new values replace the old at the same times; later old rows stay
+                rows = pd.concat([old[~old.index.isin(rows.index)], rows]).sort_index(kind="stable")
+            if self._unit == "calendar":
+                self._check_calendar(rows.index, key)
             merged.append((key, rows))
         if update_params:
             inputs, targets = self._windows(merged)
@@ -712,10 +746,12 @@ class _SSMForecaster(BaseForecaster):
 
     # ------------------------------------------------------------------ forecasting
 
-    def _queries(self, last: pd.Index, fh) -> tuple[np.ndarray, pd.Index]:
+    def _queries(self, last: pd.Index, fh, horizon="fitted") -> tuple[np.ndarray, pd.Index]:
         """The forecast times of one series for fh, and how far each lies after its last
-        observation ``last``, in time units (in "rows" mode, the rank of each absolute time)."""
+        observation ``last``, in time units (in "rows" mode, the rank of each absolute time);
+        checked against ``horizon`` (default: the fitted ``horizon_``; None: any)."""
         if self._unit == "calendar":
+            fh = self._calendar_fh(fh)
             ahead = (fh if fh.is_relative else fh.to_relative(last)).to_numpy().astype(np.float64)
             times = fh.to_absolute_index(last)
         elif fh.is_relative:
@@ -726,7 +762,7 @@ class _SSMForecaster(BaseForecaster):
             ahead = (time_ints(times) - time_ints(last)[0]) / (self._spacing if self._unit == ROWS else self._unit)
             if self._unit == ROWS and ahead.min() > 0:
                 ahead = np.arange(1.0, len(times) + 1)  # the j-th time asked for is the j-th next row
-        self._check_reach(ahead, self.horizon_, times)
+        self._check_reach(ahead, self.horizon_ if horizon == "fitted" else horizon, times)
         return ahead, times
 
     def _plan(self, key: tuple, ctx: pd.DataFrame, fh, X, x_split: dict) -> dict:
@@ -743,7 +779,7 @@ class _SSMForecaster(BaseForecaster):
             k = int(round(ahead.max()))
             token_ahead, dt, select = np.arange(1.0, k + 1), None, np.round(ahead).astype(np.int64) - 1
             if self._unit == "calendar":
-                token_times = ForecastingHorizon(np.arange(1, k + 1), is_relative=True, freq=fh.freq).to_absolute_index(last)
+                token_times = ForecastingHorizon(np.arange(1, k + 1), is_relative=True, freq=self.time_unit_).to_absolute_index(last)
             elif self._unit == ROWS and not fh.is_relative:
                 token_times = times
             else:
@@ -764,6 +800,9 @@ class _SSMForecaster(BaseForecaster):
                 f"{type(self).__name__} was fitted with exogenous X ({self.exog_names_}); "
                 "pass X with their future values to predict"
             )
+        if self.exog_names_:
+            check_index(X.index, "X")
+            self._fitted_columns(X, self.exog_names_, "X")
         _warn_short(list(getattr(self, "_short", {})), self.context_length, "this forecast")
         x_split: dict = {}
         plans = [self._plan(key, ctx, fh, X, x_split) for key, ctx in self.context_.items()]

@@ -570,3 +570,94 @@ def test_revin_min_std_floors_the_scale_of_a_flat_context():
     np.testing.assert_allclose(f.predict(fh=np.arange(1, 7)).to_numpy(), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="revin_min_std"):
         S4DForecaster(horizon=6, revin_min_std=-0.1).fit(y)
+
+
+# ----------------------------------------------------------------------------- time zones, columns, calendars
+
+NET8 = {"d_model": 8, "n_layers": 1, "d_state": 8, "max_epochs": 1, "batch_size": 64, "random_state": 0}
+
+
+def _noisy_sine(index) -> pd.Series:
+    t = np.arange(len(index))
+    return pd.Series(np.sin(t / 5) + 0.1 * np.random.default_rng(0).standard_normal(len(t)), index=index, name="y")
+
+
+def test_a_time_zone_aware_index_is_forecast_at_its_own_wall_times():
+    """US/Eastern hours: the forecasts of fh = 1, 2 are labelled last + 1 h and + 2 h in that zone
+    (pandas' own arithmetic), and the exogenous values are read at those times: an absolute fh
+    with X gives the same numbers as the relative one."""
+    idx = pd.date_range("2024-01-01", periods=140, freq="h", tz="US/Eastern")
+    y, X = _noisy_sine(idx[:120]), pd.DataFrame({"x": np.arange(140.0)}, index=idx)
+    f = S4DForecaster(context_length=12, horizon=4, **NET8).fit(y, X=X.iloc[:120])
+    relative = f.predict(fh=[1, 2], X=X.iloc[120:])
+    assert list(relative.index) == [idx[119] + pd.Timedelta(hours=1), idx[119] + pd.Timedelta(hours=2)]
+    assert str(relative.index.tz) == "US/Eastern"
+    absolute = f.predict(fh=pd.DatetimeIndex(idx[120:122]), X=X.iloc[120:])
+    np.testing.assert_array_equal(absolute.to_numpy(), relative.to_numpy())
+
+
+def test_update_reads_y_by_column_name_and_names_missing_columns():
+    """Multivariate y: an update with the columns in another order forecasts as the same update in
+    the fitted order; a missing or renamed column is a ValueError naming it (not a silent swap)."""
+    n = 150
+    y = pd.DataFrame({"a": np.sin(np.arange(n) / 5), "b": 100 + np.arange(n) * 1.0}, index=pd.date_range("2024", periods=n, freq="h"))
+    f = S4DForecaster(context_length=12, horizon=4, **NET8).fit(y.iloc[:120])
+    g = copy.deepcopy(f)
+    f.update(y.iloc[120:140], update_params=False)
+    g.update(y.iloc[120:140][["b", "a"]], update_params=False)
+    pd.testing.assert_frame_equal(g.predict(fh=[1, 2]), f.predict(fh=[1, 2]))
+    with pytest.raises(ValueError, match=r"missing \['b'\]"):
+        copy.deepcopy(f).update(y.iloc[140:][["a"]], update_params=False)
+    with pytest.raises(ValueError, match=r"missing \['a'\]; not seen in fit \['zzz'\]"):
+        copy.deepcopy(f).update(y.iloc[140:].rename(columns={"a": "zzz"}), update_params=False)
+
+
+def test_update_with_older_or_revised_rows_keeps_the_newer_ones():
+    """An update whose rows lie inside or before the kept context does not cut it short: the rows
+    after them stay, values at the same time stamps are replaced by the update's."""
+    y = _noisy_sine(pd.date_range("2024-01-01", periods=200, freq="h"))
+    f = S4DForecaster(context_length=12, horizon=4, **NET8).fit(y.iloc[:150])
+    before = f.context_[()].copy()
+    f.update(y.iloc[100:110], update_params=False)  # older than the context: nothing kept changes
+    pd.testing.assert_frame_equal(f.context_[()], before, check_freq=False)
+    revised = y.iloc[145:147] + 10.0  # two rows inside the context, revised
+    f.update(revised, update_params=False)
+    ctx = f.context_[()]
+    assert list(ctx.index) == list(before.index) and ctx.index[-1] == y.index[149]
+    np.testing.assert_array_equal(ctx.loc[revised.index, "y0"].to_numpy(), revised.to_numpy())
+    np.testing.assert_array_equal(ctx.drop(index=revised.index).to_numpy(), before.drop(index=revised.index).to_numpy())
+
+
+def test_a_calendar_series_must_be_regular_and_forecasts_after_an_update_without_freq():
+    """Month ends are read one step per month: a panel series that skips a month is a ValueError
+    naming the gap (fit, and update); an update by one row (no freq attached to its index) is
+    forecast at the next month ends."""
+    idx = pd.date_range("2000-01-31", periods=100, freq="ME")
+    gapped = pd.concat({"a": _noisy_sine(idx), "b": _noisy_sine(idx).drop(idx[50])}, names=["id", "t"]).to_frame("v")
+    with pytest.raises(ValueError, match=r"series b\) leaves its ME calendar grid: Timestamp\('2004-02-29"):
+        S4DForecaster(context_length=12, horizon=4, **NET8).fit(gapped)
+    f = S4DForecaster(context_length=12, horizon=4, **NET8).fit(_noisy_sine(idx[:80]))
+    f.update(pd.Series([0.3], index=pd.DatetimeIndex([idx[80]]), name="y"), update_params=False)
+    assert list(f.predict(fh=[1, 2]).index) == list(idx[81:83])
+    with pytest.raises(ValueError, match="leaves its ME calendar grid"):
+        f.update(pd.Series([0.3], index=pd.DatetimeIndex([idx[85]]), name="y"), update_params=False)
+
+
+def test_time_unit_rows_reads_an_absolute_fh_in_fit_as_the_next_rows():
+    """time_unit="rows" on an irregular series: the j-th absolute time of the fh given to fit is the
+    j-th next row, so two times give horizon 2, whatever the time between them."""
+    rng = np.random.default_rng(1)
+    y = _noisy_sine(pd.date_range("2024-01-01", periods=120, freq="h")).iloc[np.sort(np.r_[0, rng.choice(np.arange(1, 120), 90, replace=False)])]
+    fh = pd.DatetimeIndex([y.index[-1] + pd.Timedelta("2h"), y.index[-1] + pd.Timedelta("7h")])
+    f = S4DForecaster(context_length=12, horizon=None, time_unit="rows", **NET8).fit(y, fh=fh)
+    assert f.horizon_ == 2 and list(f.predict().index) == list(fh)
+
+
+def test_x_in_predict_needs_the_fitted_columns_and_unique_time_stamps():
+    idx = pd.date_range("2024-01-01", periods=130, freq="h")
+    y, X = _noisy_sine(idx[:120]), pd.DataFrame({"x": np.arange(130.0)}, index=idx)
+    f = S4DForecaster(context_length=12, horizon=4, **NET8).fit(y, X=X.iloc[:120])
+    with pytest.raises(ValueError, match=r"X has columns \['z'\], but S4DForecaster was fitted with \['x'\]: missing \['x'\]"):
+        f.predict(fh=[1, 2], X=X.iloc[120:].rename(columns={"x": "z"}))
+    with pytest.raises(ValueError, match="duplicate time stamp"):
+        f.predict(fh=[1, 2], X=X.iloc[[120, 120, 121]])
