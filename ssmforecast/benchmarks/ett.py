@@ -49,6 +49,7 @@ from ..datasets import (
     PROTOCOLS,
     SOURCES,
     Splits,
+    borders,
     evaluate_naive,
     horizons,
     load_ett,
@@ -286,6 +287,8 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
     F = len(splits.columns) if _independent(channels, splits) else 1
     n_train = F * n_windows(len(splits.train), L, horizon)
     n_val = F * n_windows(len(splits.val), L, horizon)
+    if n_train < 2 * F or n_val < F:  # else the loop would train on the val windows, unvalidated
+        raise ValueError(_too_long(splits.name, L, horizon, n_train // F, n_val // F))
     # the loop holds out ⌈fraction · n⌉ windows; n_val / n itself can round up to n_val + 1
     # (e.g. L = 96, H = 48: 2834 instead of 2833), so aim half a window lower
     fraction = (n_val - 0.5) / (n_train + n_val)
@@ -308,6 +311,13 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
         epochs=len(trained),
         best_epoch=int(forecaster.history_[int(np.argmin(losses))]["epoch"]),
         val_losses=[float(v) for v in losses],
+    )
+
+
+def _too_long(name: str, L: int, H: int, n_train: int, n_val: int) -> str:
+    return (
+        f"{name}: lookback {L} + horizon {H} leaves {n_train} train and {n_val} val windows; "
+        "the protocol needs at least 2 and 1 (a shorter lookback or horizon)"
     )
 
 
@@ -490,11 +500,13 @@ def run_setting(
     return rows, fits, predictions, samples
 
 
-def config_text(config: dict | None, features: str) -> str:
-    """The settings of ``config`` that differ from the full-mode default of ``features``, e.g.
-    "lr=0.001", or "default"; "?" when the run recorded none."""
+def config_text(config: dict | None, features: str, channels: str | None = None) -> str:
+    """The settings of ``config`` (and ``channels``) that differ from the full-mode default of
+    ``features``, e.g. "lr=0.001", or "default"; "?" when the run recorded none."""
     if config is None:
         return "?"
+    if channels is not None and channels != DEFAULT_CHANNELS[features]:
+        return ", ".join(t for t in (config_text(config, features), f"channels={channels}") if t != "default")
     # a setting outside FULL_CONFIG (revin, revin_min_std, linear_skip, …) against the forecasters' own default
     default = {**S4DForecaster().get_params(deep=False), **FULL_CONFIG, **FEATURE_CONFIG[features]}
     changed = [
@@ -524,8 +536,9 @@ def _pair(mse: float, mae: float, digits: int) -> str:
     return f"{mse:.{digits}f} / {mae_text}"
 
 
-def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: str, models: list[str]) -> str:
-    """The Markdown table of one setting: rows = H; cells "MSE / MAE"; bold = lowest MSE of the row."""
+def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: str, models: list[str], selected: bool = False) -> str:
+    """The Markdown table of one setting: rows = H; cells "MSE / MAE"; bold = lowest MSE of the row.
+    ``selected``: our rows were chosen on validation among candidates (other lookbacks), and the title says so."""
     res = results[(results.data == name) & (results.protocol == protocol) & (results.features == features)]
     ours = [LABELS[m] for m in models]
     naive = list(dict.fromkeys(res.loc[res.kind == "naive", "method"]))
@@ -589,7 +602,7 @@ def markdown_table(results: pd.DataFrame, name: str, protocol: str, features: st
         ]
     title = {"S": "S (OT → OT)", "M": "M (7 → 7, all scored)", "MS": "MS (7 → 7, OT scored)"}[features]
     ours_lookbacks = res.loc[res.kind == "ours", "lookback"].dropna().astype(int)
-    other = " unless a cell names another (chosen on validation)" if (ours_lookbacks != lookback).any() else ""
+    other = " unless a cell names another" + (" (chosen on validation)" if selected else "") if (ours_lookbacks != lookback).any() else ""
     notes = [
         f"**{name} · {PROTOCOL_NAMES[protocol]} protocol · features {title} · our lookback L = {lookback}{other}**",
         "",
@@ -751,6 +764,17 @@ def _run_configs(run: dict) -> dict:
     return next((c for c in map(_run_configs, run.get("merged_from", [])) if c), {})
 
 
+def _run_channels(run: dict, features: str) -> str | None:
+    """The channels of a run's ``features``; a merge's from its first run that recorded them.
+    Runs before the option (no "channels" in run.json) could only mix the channels of M."""
+    if "merged_from" in run:
+        return next((c for c in (_run_channels(r, features) for r in run["merged_from"]) if c), None)
+    if "channels" not in run:
+        return "mixed" if features == "M" else None
+    channels = run["channels"]  # by features; a single string in runs of one setting
+    return channels if isinstance(channels, str) else channels.get(features)
+
+
 def _read_run(folder: Path, i: int, rivals: bool) -> pd.DataFrame:
     """A results folder's rows for :func:`merge_runs`, each tagged with the run (folder) and
     configuration it comes from (``config`` None: read it from the folder's run.json). A folder
@@ -793,7 +817,7 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
         # what set each candidate's run apart from the defaults: a nested selection's own table, else the run's record
         candidates["config"] = [
             r.config if isinstance(r.config, str)
-            else config_text(_run_configs(runs[r.run_index]).get(r.features, {}).get(r.source), r.features)
+            else config_text(_run_configs(runs[r.run_index]).get(r.features, {}).get(r.source), r.features, _run_channels(runs[r.run_index], r.features))
             for r in candidates.itertuples(index=False)
         ]  # fmt: skip
         candidates = candidates.drop(columns="run_index")
@@ -811,7 +835,7 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
     models = [by_label[m] for m in dict.fromkeys(results.loc[results.kind == "ours", "method"])]
     markdown = []
     for name, protocol, feat in order:
-        markdown += [markdown_table(results, name, protocol, feat, models), cost_table(results, name, protocol, feat)]
+        markdown += [markdown_table(results, name, protocol, feat, models, selected=select), cost_table(results, name, protocol, feat)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if candidates is not None and len(candidates):
@@ -911,6 +935,43 @@ def _configs(args, models: list[str], features: str = "S") -> dict:
     return {m: {**base.get(m, full), **overrides} for m in models}
 
 
+#: CLI option of each forecaster parameter the options set (for errors found before training).
+OPTION_OF = {
+    "max_epochs": "--epochs", "d_model": "--d-model", "n_layers": "--n-layers", "d_state": "--d-state",
+    "batch_size": "--batch-size", "lr": "--lr", "patience": "--patience", "revin_min_std": "--revin-min-std",
+    "dropout": "--dropout", "weight_decay": "--weight-decay",
+}  # fmt: skip
+
+
+def _check_before_training(parser, args, data, protocols, features, models, configs, channels) -> None:
+    """parser.error for what would otherwise fail after hours of training: channels that do not
+    fit the features, a lookback + horizon the splits cannot hold, a model parameter out of range."""
+    from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+
+    for feat in features:
+        if channels[feat] == "independent" and feat != "M":
+            parser.error(f"--channels independent is for features M (one univariate model per channel); not {feat}")
+    for name in data:
+        for protocol in protocols:
+            for L in args.lookback or [DEFAULT_LOOKBACK[protocol]]:
+                for H in args.horizons or (QUICK["horizons"] if args.quick else list(horizons(protocol, name))):
+                    try:
+                        b = borders(name, L)
+                        n_train, n_val = n_windows(b.train[1] - b.train[0], L, H), n_windows(b.val[1] - b.val[0], L, H)
+                    except ValueError:  # L longer than the train split
+                        n_train = n_val = 0
+                    if n_train < 2 or n_val < 1:
+                        parser.error(_too_long(name, L, H, max(n_train, 0), max(n_val, 0)))
+    for feat in features:
+        for model in models:
+            forecaster = make_forecaster(model, configs[feat][model], 96, 24, args.seed, "cpu")
+            try:
+                validate_parameter_constraints(forecaster._parameter_constraints, forecaster.get_params(deep=False), caller_name=LABELS[model])
+            except InvalidParameterError as error:
+                named = [option for param, option in OPTION_OF.items() if f"'{param}'" in str(error)]
+                parser.error(f"{' / '.join(named) or 'an option'}: {error}")
+
+
 def _device(requested: str, parser: argparse.ArgumentParser) -> str:
     if requested == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is available")
@@ -939,8 +1000,12 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     if args.merge:
         if not args.out:
             parser.error("--merge needs --out")
+        for folder in map(Path, args.merge):
+            if not (folder / "run.json").is_file() or not (folder / "results.csv").is_file():
+                parser.error(f"--merge: {folder} is not a results folder (no run.json and results.csv)")
         run = merge_runs([Path(f) for f in args.merge], Path(args.out), select=args.select)
-        print((run.out / "results.md").read_text())
+        if not args.hide_test:
+            print((run.out / "results.md").read_text())
         return run
     command = shlex.join(sys.orig_argv) if argv is None else shlex.join([sys.executable, "-m", "ssmforecast.benchmarks.ett", *argv])
     pick = lambda value, quick, full: value if value is not None else (quick if args.quick else full)  # noqa: E731
@@ -957,6 +1022,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     configs = {feat: _configs(args, models, feat) for feat in features}
     channels = {feat: args.channels or DEFAULT_CHANNELS[feat] for feat in features}
     device = _device(args.device, parser)
+    _check_before_training(parser, args, data, protocols, features, models, configs, channels)
     out = Path(args.out) if args.out else Path("benchmarks") / "results" / datetime.datetime.now().strftime("ett-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -964,8 +1030,9 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
         print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
     rows, fits, predictions, samples, lookbacks = [], {}, {}, [], {}
+    frames = {name: load_ett(name, path=args.data_dir) for name in data}  # every file found before any training
     for name in data:
-        df = load_ett(name, path=args.data_dir)
+        df = frames[name]
         for protocol in protocols:
             horizon_list = args.horizons or (QUICK["horizons"] if args.quick else list(horizons(protocol, name)))
             lookback_list = args.lookback or [DEFAULT_LOOKBACK[protocol]]
@@ -991,7 +1058,7 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     settings = list(dict.fromkeys(zip(results.data, results.protocol, results.features)))
     markdown = []
     for name, protocol, feat in settings:
-        markdown.append(markdown_table(results, name, protocol, feat, models))
+        markdown.append(markdown_table(results, name, protocol, feat, models, selected=candidates is not None))
         markdown.append(cost_table(results, name, protocol, feat))
     if candidates is not None:
         markdown.append(choice_table(candidates))

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> str:
     """Command line: fit and score every (lookback, horizon) asked for; print (and write) the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="ETTh1", choices=["ETTh1", "ETTh2"])
-    p.add_argument("--features", default="M", choices=["S", "M", "MS"])
+    p.add_argument("--features", default="M", choices=["S", "M"], help="S: OT alone; M: each of the 7 channels from its own context (MS would equal S: the map reads only the target's context)")
     p.add_argument("--protocol", default="ltsf", choices=["informer", "ltsf"])
     p.add_argument("--lookback", type=int, nargs="+", default=[96, 336])
     p.add_argument("--horizons", type=int, nargs="+", help="default: the protocol's")

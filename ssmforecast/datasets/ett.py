@@ -193,6 +193,9 @@ def _read(name: str, file: Path, *, verify: bool) -> pd.DataFrame:
         raise ValueError(f"{name}: {file} has columns {header}, expected {['date', *COLUMNS]}")
     index = pd.DatetimeIndex(pd.to_datetime(df.pop("date"), format="%Y-%m-%d %H:%M:%S"), name="date")
     df = df.astype(np.float64).set_axis(index, axis=0)  # (n_rows, 7)
+    if df.isna().any().any():
+        column = df.columns[df.isna().any()][0]
+        raise ValueError(f"{name}: {file} has an empty or non-numeric value in column {column!r} at {df.index[df[column].isna()][0]}")
     if verify:
         _check_grid(name, df.index)
     return df

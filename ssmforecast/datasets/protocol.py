@@ -227,6 +227,10 @@ def split(df: pd.DataFrame, name: str, lookback: int, features: str = "M", *, sc
     target_index = np.array([columns.index(c) for c in targets])  # (C,)
 
     x = df.loc[:, list(columns)].to_numpy(dtype=np.float64)  # (T, F)
+    bad = ~np.isfinite(x[: cut.test[1]])
+    if bad.any():  # one NaN in the train rows would make every scaled value NaN
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"{name}: column {columns[col]!r} is {x[row, col]} at row {row} ({df.index[row]}); the protocol needs finite values")
     x_train = x[slice(*cut.train)]  # (12·month, F)
     mean = x_train.mean(axis=0)  # (F,)
     std = x_train.std(axis=0)  # (F,) ddof 0

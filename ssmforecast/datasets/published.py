@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from .protocol import INFORMER_SCRIPT_LOOKBACK
+from .ett import ETT_NAMES
+from .protocol import FEATURES, INFORMER_SCRIPT_LOOKBACK
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,12 @@ def published(
     """
     if source is not None and source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(map(repr, SOURCES))}; got {source!r}")
+    if data is not None and data not in ETT_NAMES:
+        raise ValueError(f"data must be one of {', '.join(map(repr, ETT_NAMES))}; got {data!r}")
+    if features is not None and features not in FEATURES:
+        raise ValueError(f"features must be one of {', '.join(map(repr, FEATURES))}; got {features!r}")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))):
+        raise ValueError(f"horizon must be an int; got {horizon!r}")
     rows = []
     for src, model, d, feat, H, mse, mae in RESULTS:
         lookback, note = _lookback(src, model, d, feat, H), CELL_NOTES.get((src, model, d, feat, H), "")

@@ -7,6 +7,7 @@ The ETT files are read from ``ett_dir`` (never copied: CC BY-ND 4.0).
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -591,3 +592,87 @@ def test_linear_reference_without_revin_is_ordinary_least_squares_on_the_standar
     e_last = lambda x, y, w: (np.eye(x.shape[1])[-1:].repeat(y.shape[1], axis=0), np.zeros(y.shape[1]))  # noqa: E731
     monkeypatch.setattr(linear, "skip_lstsq", e_last)
     assert round(linear.linear_reference(splits, 24, revin=False)["test"][0], 4) == 0.0343
+
+
+# ---------------------------------------------------------------------------------- refused before training
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--lookback", "8617", "--horizons", "24"], "lookback 8617 \\+ horizon 24 leaves 0 train and 2857 val windows"),
+        (["--lookback", "9000"], "lookback 9000 \\+ horizon 24 leaves 0 train and 0 val windows"),
+        (["--horizons", "24", "3000"], "lookback 96 \\+ horizon 3000 leaves 5545 train and 0 val windows"),
+        (["--features", "M", "MS", "--channels", "independent"], "--channels independent is for features M .*not MS"),
+        (["--epochs", "0"], "--epochs: The 'max_epochs' parameter"),
+        (["--dropout", "2"], "--dropout: The 'dropout' parameter"),
+    ],
+)
+def test_bad_options_are_refused_before_any_training(extra, message, ett_dir, tmp_path, capsys, monkeypatch):
+    """What would fail hours into a run (a lookback + horizon the splits cannot hold: 8640 train
+    rows give 8640 − L − H + 1 windows, 2880 + L val rows 2881 − H; channels that do not fit the
+    features; a parameter out of range) is an argparse error naming the option, before any fit."""
+    monkeypatch.setattr(bench, "run_setting", lambda *a, **k: pytest.fail("trained before refusing"))
+    argv = ["--data", "ETTh1", "--protocol", "informer", "--features", "S", "--models", "s4d", "--horizons", "24",
+            "--data-dir", str(ett_dir), "--out", str(tmp_path)]  # fmt: skip
+    for option in ("--features", "--horizons"):
+        if option in extra:  # the case's own value replaces the default above
+            i = argv.index(option)
+            del argv[i : i + 2]
+    with pytest.raises(SystemExit):
+        bench.main([*argv, *extra])
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_fit_forecaster_refuses_a_split_without_train_or_val_windows(ett_dir, monkeypatch):
+    """The library call refuses too (else the loop would train on the val windows, unvalidated)."""
+    splits = split(load_ett("ETTh1", path=ett_dir), "ETTh1", 8617, "S")
+    forecaster = S4DForecaster()
+    monkeypatch.setattr(forecaster, "fit", lambda *a, **k: pytest.fail("fitted without train windows"))
+    with pytest.raises(ValueError, match="leaves 0 train and 2857 val windows"):
+        bench.fit_forecaster(forecaster, splits, load_ett("ETTh1", path=ett_dir).index, 24)
+
+
+def test_every_file_is_found_before_training(ett_dir, tmp_path, monkeypatch):
+    only_h1 = tmp_path / "only_h1"
+    only_h1.mkdir()
+    (only_h1 / "ETTh1.csv").symlink_to(ett_dir / "ETTh1.csv")
+    monkeypatch.setattr(bench, "run_setting", lambda *a, **k: pytest.fail("trained before the missing file was found"))
+    with pytest.raises(FileNotFoundError, match="ETTh2"):
+        bench.main([*ARGS, "--data", "ETTh1", "ETTh2", "--data-dir", str(only_h1), "--out", str(tmp_path / "out")])
+
+
+def test_merge_checks_folders_hides_the_test_table_and_names_channels(tiny, tmp_path, capsys):
+    """--merge: a folder without run.json is an argparse error; --hide-test prints nothing; two runs
+    that differ only in channels are told apart in the candidates' configuration; a plain merge of
+    two lookbacks does not claim a validation choice."""
+    run, *_ = tiny
+    with pytest.raises(SystemExit):
+        bench.main(["--merge", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert "not a results folder" in capsys.readouterr().err
+    bench.main(["--merge", str(run.out), "--out", str(tmp_path / "quiet"), "--hide-test"])
+    assert capsys.readouterr().out == "" and (tmp_path / "quiet" / "results.md").exists()
+
+    record = json.loads((run.out / "run.json").read_text())
+    results = pd.read_csv(run.out / "results.csv")
+    for name, channels in (("ind", "independent"), ("mixed", "mixed")):
+        (tmp_path / name).mkdir()
+        rows = results.assign(features="M")
+        rows.loc[rows.kind == "ours", "val_mse"] += 0.01 if channels == "mixed" else 0.0
+        rows.to_csv(tmp_path / name / "results.csv", index=False)
+        configs = {"M": record["configs"]["S"]}
+        (tmp_path / name / "run.json").write_text(json.dumps({**record, "configs": configs, "channels": {"M": channels}}))
+    bench.merge_runs([tmp_path / "ind", tmp_path / "mixed"], tmp_path / "sel", select=True)
+    candidates = pd.read_csv(tmp_path / "sel" / "candidates.csv").set_index("run")
+    assert "channels" not in candidates.loc["ind", "config"] and candidates.loc["mixed", "config"].endswith("channels=mixed")
+
+    other = results.copy()
+    other.loc[other.kind == "ours", "lookback"] = 48
+    other.loc[other.kind == "ours", "horizon"] = 48
+    other.loc[other.kind != "ours", "horizon"] = 48
+    (tmp_path / "L48").mkdir()
+    other.to_csv(tmp_path / "L48" / "results.csv", index=False)
+    (tmp_path / "L48" / "run.json").write_text(json.dumps(record))
+    plain = bench.merge_runs([run.out, tmp_path / "L48"], tmp_path / "plain")
+    title = (plain.out / "results.md").read_text().split("\n")[0]
+    assert "unless a cell names another" in title and "chosen on validation" not in title

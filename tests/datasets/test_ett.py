@@ -396,3 +396,25 @@ def test_published_numbers_appear_in_the_notes(notes_dir):
     assert published(source="fits")["mae"].isna().all()
     with pytest.raises(ValueError, match="source must be one of"):
         published(source="S4")
+
+
+def test_missing_values_are_named_by_load_ett_and_split(tmp_path, ett_dir, frames):
+    """An empty cell in a file read without verification, and a NaN in a frame given to split:
+    a ValueError naming the column and the time (never NaN scores downstream)."""
+    header, first, rest = (ett_dir / "ETTh1.csv").read_text().split("\n", 2)
+    cells = first.split(",")
+    cells[3] = ""  # MUFL of the first row
+    holed = _write(tmp_path / "ETTh1.csv", "\n".join([header, ",".join(cells), rest]))
+    with pytest.raises(ValueError, match=r"empty or non-numeric value in column 'MUFL' at 2016-07-01 00:00:00"):
+        load_ett("ETTh1", path=holed, verify=False)
+    df = frames["ETTh1"].copy()
+    df.iloc[100, df.columns.get_loc("OT")] = np.nan
+    with pytest.raises(ValueError, match=r"column 'OT' is nan at row 100"):
+        split(df, "ETTh1", 96, "S")
+
+
+def test_published_rejects_unknown_filters():
+    for kwargs, message in [({"data": "etth1"}, "data must be one of"), ({"features": "X"}, "features must be one of"), ({"horizon": "24"}, "horizon must be an int")]:
+        with pytest.raises(ValueError, match=message):
+            published(**kwargs)
+    assert len(published(data="ETTh1", features="S", horizon=np.int64(24))) == len(published(data="ETTh1", features="S", horizon=24)) > 0
