@@ -64,9 +64,16 @@ class SequenceLayer(nn.Module):
         """``build()`` memoised per ``name`` (one entry each) while grad is disabled, until ``args``
         or a tensor of ``_cache_tensors()`` changes.
 
-        A tensor changes when it is updated in place (an optimizer step or ``load_state_dict``
-        bumps ``Tensor._version``) or replaced (``.data = …`` or a new Parameter: a new storage);
-        ``.to``, ``.float()`` and the like clear the cache (``_apply``). With grad enabled
+        A tensor counts as changed when an in-place op on the tensor itself bumps its
+        ``Tensor._version`` (an optimizer step, ``load_state_dict``, ``p.mul_(…)`` under no_grad)
+        or when it is replaced by one of another storage (a new Parameter); ``.to``, ``.float()``
+        and the like clear the cache (``_apply``). Not seen: writes through ``p.data``
+        (``p.data.add_(…)``, ``p.data.copy_(…)``, an EMA of the weights written that way) bump
+        no version, and ``p.data = t`` may reuse a freed storage's address; after such an edit
+        call :meth:`clear_cache`. (A checksum of the values in the key would see them, but one
+        ``torch._foreach_norm`` of the layer's tensors costs 13–18 µs per lookup on the CPU at
+        H = N = 64: 1% of an S4 forward at L = 1,024, but 25–50% of a streaming ``step``, which
+        reads the same memo.) With grad enabled
         ``build()`` is called and nothing is stored, so no autograd graph is kept. The recurrent
         view reuses what a constant step precomputes (the discretized matrices), so a streaming
         ``step`` costs a few small products instead of a discretization; an inference ``forward``
@@ -82,6 +89,21 @@ class SequenceLayer(nn.Module):
         if entry is None or entry[0] != key or entry[1] != args:
             entry = cache[name] = (key, args, build())
         return entry[2]
+
+    def clear_cache(self) -> SequenceLayer:
+        """Forget the memoised kernels and step matrices (``_cached``) of this layer and of every
+        layer inside it (a Backbone's blocks and their layers), so that the next ``forward`` or
+        ``step`` rebuilds them from the parameters as they are.
+
+        Needed only after an edit the memo cannot see: a write through ``.data``
+        (``p.data.add_(…)``, ``p.data.copy_(…)``, ``p.data = t``). Optimizer steps, in-place ops
+        on the parameters themselves and ``load_state_dict`` are seen without it. Returns self.
+
+        Writes to self and its submodules: ``_step_cache`` (removed).
+        """
+        for module in self.modules():
+            module.__dict__.pop("_step_cache", None)
+        return self
 
     def _apply(self, fn, *args, **kwargs):
         """``nn.Module._apply`` (behind ``.to``, ``.float()``, ``.cuda()``, …), clearing ``_cached``'s

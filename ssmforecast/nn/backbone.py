@@ -254,7 +254,7 @@ class Backbone(SequenceLayer):
             if block.ff is not None:
                 ff = ((block.ff_norm.weight, block.ff_norm.bias), _wb(block.ff.up), _wb(block.ff.down))
             blocks.append(((block.norm.weight, block.norm.bias), layer._real_inputs(), ff))
-            states.append(layer._real_state(s))
+            states.append(layer._real_state(layer._check_state(s, u.shape[0])))
         head = None if isinstance(self.head, nn.Identity) else _wb(self.head)
         y, new = step(u, states, _wb(self.encoder), blocks, (self.norm.weight, self.norm.bias), head)
         return y, [block.layer._from_real_state(s) for block, s in zip(self.blocks, new)]

@@ -244,8 +244,20 @@ class SSMConvLayer(SequenceLayer):
         check_step_input(u, dt, self.d_model)
         return serial_step(self._step, u, state, dt)
 
+    def _check_state(self, state, batch: int):
+        """Raise ValueError unless state is a (batch, H, N/2) tensor, as ``allocate_state(batch)``
+        gives it; shape checks only (no values read), cheap enough for every step."""
+        if not torch.is_tensor(state):
+            raise ValueError("state must be the tensor returned by allocate_state or step")
+        expected = (batch, self.d_model, self.d_state // 2)
+        if state.shape != expected:
+            raise ValueError(f"state must have shape (batch, H, N/2) = {expected}, got {tuple(state.shape)}")
+        return state
+
     def _step(self, u: torch.Tensor, state: torch.Tensor, dt: torch.Tensor | None = None):
-        """``step`` after the input checks: the SSM, then ``_output`` with GELU by ``_gelu_erf``."""
+        """``step`` after the checks of u and dt (the state is still checked): the SSM, then
+        ``_output`` with GELU by ``_gelu_erf``."""
+        self._check_state(state, u.shape[0])
         y, state = self._step_ssm(u, state, dt)  # (batch, H)
         if self.training and self.dropout.p > 0:
             return self._output(y), state
@@ -395,6 +407,20 @@ class S4DLayer(SSMConvLayer):
         x = torch.zeros(batch, self.d_model, self.d_state // 2, dtype=self._Lambda().dtype, device=self.log_dt.device)
         return (x, None) if self._foh else x
 
+    def _check_state(self, state, batch: int):
+        """As ``SSMConvLayer._check_state``; under the first-order hold the pair (x (batch, H, N/2),
+        u_{k−1} (batch, H) or None)."""
+        if self.discretization != "foh":  # not self._foh nor super(): half the cost of this check
+            return SSMConvLayer._check_state(self, state, batch)
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError("state must be the pair (x, u_prev) returned by allocate_state or step")
+        x, prev = state
+        SSMConvLayer._check_state(self, x, batch)
+        if prev is not None and (not torch.is_tensor(prev) or prev.shape != (batch, self.d_model)):
+            got = tuple(prev.shape) if torch.is_tensor(prev) else type(prev).__name__
+            raise ValueError(f"u_prev of the state must be None or have shape (batch, H) = {(batch, self.d_model)}, got {got}")
+        return state
+
     def _step_matrices(self, delta: torch.Tensor):
         """What a step reads for steps delta (…, H): Ā (…, H, n), B̄ (…, H, n, 2) and 2C (H, n, 2)
         as real pairs (see ``_input_term``, ``_re_dot``), D (H,). Under the first-order hold B̄ is
@@ -472,12 +498,22 @@ class S4Layer(SSMConvLayer):
     Under a GBT discretization (bilinear, Euler, backward Euler) the learned output vector is
     C̃ = C (I − Ā^L₀) (parameter ``C_tilde``), as in S4's reference code: the kernel of L₀ terms is
     then Cauchy + Woodbury + iFFT with no dense matrix power. L₀ (``kernel_length``, saved in the
-    state dict) starts at :data:`INITIAL_KERNEL_LENGTH`; a forward with the learned step at a
-    longer L first re-references C̃ to L (C̃ ← C (I − Ā^L) with C = C̃ (I − Ā^L₀)⁻¹, an in-place
-    update under no_grad that leaves the layer's function unchanged), a shorter one takes the first
-    L terms of the kernel of L₀ terms. The SSM's own C, which the recurrent view and the irregular
-    steps read, is C̃ (I − Ā^L₀)⁻¹, formed once per parameter version in the step memo. At
-    initialisation C is drawn as for S4D (N(0, ½) complex) and converted once.
+    state dict) starts at :data:`INITIAL_KERNEL_LENGTH`. A forward with the learned step at a
+    shorter L takes the first L terms of the kernel of L₀ terms; at a longer L it needs C̃ for L,
+    C̃_L = C (I − Ā^L) with C = C̃ (I − Ā^L₀)⁻¹, the same function:
+
+    * until C̃ is first read with grad enabled (the first training forward or step; in that
+      forward, before the read), C̃_L is stored as the parameter and L becomes L₀ (an in-place
+      update under no_grad), so that training at L needs no dense power;
+    * from then on L₀ is settled (``kernel_length_settled``, saved in the state dict with L₀) and
+      forward never writes ``C_tilde``: C̃_L is formed from it out of place (two dense powers and a
+      solve, differentiable, memoised with the kernel when grad is disabled). A graph built
+      earlier stays valid, the gradients of losses at several lengths add up, and an optimizer's
+      state for ``C_tilde`` keeps meaning the same coordinates.
+
+    The SSM's own C, which the recurrent view and the irregular steps read, is C̃ (I − Ā^L₀)⁻¹,
+    formed once per parameter version in the step memo. At initialisation C is drawn as for S4D
+    (N(0, ½) complex) and converted once.
 
     With ``discretization="zoh"`` the kernel comes from the dense matrix exponential and Krylov
     doubling (O(N² L) per channel instead of O(N L)): exact for piecewise-constant inputs, slower;
@@ -506,6 +542,7 @@ class S4Layer(SSMConvLayer):
         register_ssm_param(self, "P", torch.view_as_real(P.repeat(H, 1, 1)).contiguous(), lr=lr)  # (H, 1, n, 2)
         register_ssm_param(self, "B", torch.view_as_real(B.repeat(H, 1)).contiguous(), lr=lr)  # (H, n, 2)
         self.kernel_length = INITIAL_KERNEL_LENGTH  # L₀ of C̃ (GBT only)
+        self.kernel_length_settled = False  # True once C̃ was read with grad: no re-referencing since
         if discretization != "zoh":  # C drawn by SSMConvLayer (the same draws as before), stored as C̃
             C = torch.view_as_complex(self.C.detach())  # (H, n)
             del self.C
@@ -514,12 +551,17 @@ class S4Layer(SSMConvLayer):
 
     # -- parameters ------------------------------------------------------------------------------
 
+    #: Layers pickled before the attribute existed: not settled, as they behaved.
+    kernel_length_settled = False
+
     def get_extra_state(self) -> dict:
-        """L₀, saved with the parameters (C̃ means nothing without it)."""
-        return {"kernel_length": self.kernel_length}
+        """L₀ and whether it is settled, saved with the parameters (C̃ means nothing without L₀,
+        and an optimizer state saved beside a trained C̃ refers to its L₀)."""
+        return {"kernel_length": self.kernel_length, "kernel_length_settled": self.kernel_length_settled}
 
     def set_extra_state(self, state: dict) -> None:
         self.kernel_length = int(state["kernel_length"])
+        self.kernel_length_settled = bool(state.get("kernel_length_settled", False))  # older state dicts: not settled
 
     def _Lambda(self) -> torch.Tensor:
         return torch.complex(-torch.exp(self.log_neg_re), self.im)  # (H, n)
@@ -539,9 +581,17 @@ class S4Layer(SSMConvLayer):
         """Ā (H, N, N) at the learned step, in the conversion dtype: what C and C̃ convert through."""
         return self._dense_gbt(self._step_size(), _conversion_dtype(self.C_tilde.device))
 
+    def _C_tilde(self) -> torch.Tensor:
+        """C̃ (H, n) complex, the parameter as it is. Read with grad enabled, it settles L₀: a graph,
+        and later an optimizer state, may now refer to C̃ (not so for a caller's tensor in its place,
+        under ``torch.func``). Writes to self: ``kernel_length_settled``."""
+        if torch.is_grad_enabled() and isinstance(self.C_tilde, nn.Parameter):
+            self.kernel_length_settled = True
+        return torch.view_as_complex(self.C_tilde)
+
     def _C_full(self, dA: torch.Tensor) -> torch.Tensor:
         """C = C̃ (I − Ā^L₀)⁻¹ of all N modes (H, N) for Ā (H, N, N) of the learned step, in Ā's dtype."""
-        C_tilde = _conj_expand(torch.view_as_complex(self.C_tilde)).to(dA.dtype)  # (H, N)
+        C_tilde = _conj_expand(self._C_tilde()).to(dA.dtype)  # (H, N)
         return _untruncate_C(C_tilde, dA, self.kernel_length)
 
     def _C(self) -> torch.Tensor:
@@ -570,11 +620,16 @@ class S4Layer(SSMConvLayer):
         self.kernel_length = L
 
     def _prepare_kernel(self, L: int, scale: float) -> None:
-        """A forward at the learned step and a length L > L₀: C̃ re-referenced to L once (the same C,
-        so the same function), so that this and later kernels need no dense power. Writes to self:
-        ``C_tilde`` (in place, under no_grad), ``kernel_length``."""
-        if self.discretization != "zoh" and scale == 1.0 and L > self.kernel_length:
-            with torch.no_grad():
+        """A forward at the learned step and a length L > L₀ before L₀ is settled (before C̃ was
+        first read with grad enabled, see ``_C_tilde``): C̃ re-referenced to L (the same C, so the
+        same function), so that this and later kernels need no dense power. Once settled,
+        ``kernel`` forms C̃ for a longer L out of place. Never under ``torch.func`` (C̃ is then not
+        this layer's Parameter but the caller's tensor). Writes to self: ``C_tilde`` (in place,
+        under no_grad), ``kernel_length``."""
+        if self.discretization == "zoh" or not isinstance(self.C_tilde, nn.Parameter):
+            return
+        if not self.kernel_length_settled and scale == 1.0 and L > self.kernel_length:
+            with torch.no_grad():  # nothing recorded reads C̃ yet: no graph or optimizer state refers to it
                 dA = self._learned_dA()  # (H, N, N), once for both conversions
                 self._set_C(self._C_full(dA)[:, : self.d_state // 2], L, dA)
 
@@ -599,7 +654,7 @@ class S4Layer(SSMConvLayer):
             return krylov_kernel(dA, dB, C, L).real  # (H, L)
         Lambda, P, B = self._Lambda(), torch.view_as_complex(self.P), torch.view_as_complex(self.B)
         if scale == 1.0 and L <= self.kernel_length:
-            C_tilde, n_terms = torch.view_as_complex(self.C_tilde), self.kernel_length
+            C_tilde, n_terms = self._C_tilde(), self.kernel_length
         else:
             C_tilde, n_terms = self._C_tilde_for(L, scale), L
         K = dplr_kernel(Lambda, P, P, B, C_tilde, step, n_terms, method=self.discretization, conj_pairs=True, C_is_truncated=True)

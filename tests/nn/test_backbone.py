@@ -139,6 +139,42 @@ def test_small_step_runs_on_one_thread_and_restores_the_count(monkeypatch):
     assert seen == [1, threads] and torch.get_num_threads() == threads
 
 
+@pytest.mark.parametrize("layer", LAYERS)
+def test_backbone_clear_cache_clears_its_layers(layer):
+    """After a write through ``.data`` to a layer's parameter, ``Backbone.clear_cache()`` makes the
+    forward and the (memoised) step those of a fresh Backbone loaded with the same state."""
+    model = _backbone(layer)
+    u = torch.randn(2, 16, 3, dtype=f64)
+    with torch.no_grad():
+        y0 = model(u)
+        _stepped(model, u)  # the layers' memos filled
+        for block in model.blocks:
+            ssm = block.layer
+            (ssm.A_log if layer == "mamba" else ssm.log_dt).data.add_(0.7)
+            ssm.D.data.mul_(-1.0)
+        assert model.clear_cache() is model
+        y, ys = model(u), _stepped(model, u)[0]
+        fresh = _backbone(layer, seed=5)
+        fresh.load_state_dict(model.state_dict())
+        ref = fresh(u)
+        assert _rel(ref, y0) > 1e-3 and _rel(y, ref) < 1e-13 and _rel(ys, _stepped(fresh, u)[0]) < 1e-13
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_step_rejects_a_state_of_another_batch(layer):
+    """Eager and compiled step (eager backend): a state allocated for 3 series with u of 1 is named,
+    not broadcast."""
+    model = _backbone(layer)
+    u, state = torch.randn(1, 3, dtype=f64), model.allocate_state(3)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"state must have shape .*\(1, \d+, \d+\), got \(3, \d+, \d+\)"):
+            model.step(u, state)
+        model.compile_step(backend="eager")
+        with pytest.raises(ValueError, match=r"state must have shape .*\(1, \d+, \d+\), got \(3, \d+, \d+\)"):
+            model.step(u, state)
+    model.compile_step(False)
+
+
 def _compiled_stream(model, u, dt=None):
     """Step model over u (batch, L, d_input) under inference_mode: (batch, L, ·)."""
     with torch.inference_mode():

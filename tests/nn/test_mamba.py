@@ -311,6 +311,23 @@ def test_bad_step_inputs():
         layer.allocate_state(0)
 
 
+def test_clear_cache_after_an_edit_through_data():
+    """The step memo (A, the transposed weights) cannot see a write through ``.data``; after
+    ``clear_cache()`` the step equals a fresh layer's loaded with the same state (float64)."""
+    layer = _layer().eval()
+    u, _ = _inputs(2, 12, layer.d_model)
+    with torch.no_grad():
+        before = _step_all(layer, u)[0]  # the step constants memoised
+        layer.A_log.data.add_(0.7)
+        layer.out_proj.weight.data.mul_(-2.0)
+        assert layer.clear_cache() is layer
+        ys = _step_all(layer, u)[0]
+        fresh = _layer(seed=5).eval()
+        fresh.load_state_dict(layer.state_dict())
+        ref = _step_all(fresh, u)[0]
+        assert _rel(ref, before) > 1e-2 and _rel(ys, ref) < 1e-13 and _rel(ys, layer(u)) < 1e-8
+
+
 # --- the fused C++ step (CPU inference) ---------------------------------------------------------
 
 

@@ -1,9 +1,12 @@
 """S4 and S4D layers: recurrent == parallel, causality, time steps, resampling, gradients, errors."""
 
+import copy
 import math
+import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ssmforecast.math.discretize import zoh_diag
 from ssmforecast.nn.s4 import S4DLayer, S4Layer
@@ -307,6 +310,56 @@ def test_cached_step_matrices_follow_parameter_updates(name):
     assert _rel(ys, layer(u)) < 1e-8
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_clear_cache_after_an_edit_through_data(name):
+    """A write through ``.data`` (an EMA of the weights written that way) bumps no version, so the
+    memo cannot see it; after ``clear_cache()`` forward and step are those of a fresh layer loaded
+    with the same state (float64). ``load_state_dict`` needs no ``clear_cache`` (it bumps versions)."""
+    layer = _layer(name)
+    u = torch.randn(2, 20, 4, dtype=f64)
+    with torch.no_grad():
+        y0 = layer(u)  # the kernel and the step matrices memoised
+        _stepped(layer, u)
+        layer.log_dt.data.add_(0.7)
+        layer.B.data.copy_(2 * layer.B.data)
+        assert layer.clear_cache() is layer
+        y, ys = layer(u), _stepped(layer, u)[0]
+    fresh = _layer(name, seed=5)
+    fresh.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        ref, ref_s = fresh(u), _stepped(fresh, u)[0]
+        assert _rel(ref, y0) > 1e-2  # the edit changes the function
+        assert _rel(y, ref) < 1e-13 and _rel(ys, ref_s) < 1e-13
+        other = _layer(name, seed=9)
+        other(u)
+        _stepped(other, u)
+        other.load_state_dict(layer.state_dict())
+        assert _rel(other(u), ref) < 1e-13 and _rel(_stepped(other, u)[0], ref_s) < 1e-13
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_step_rejects_a_state_of_another_shape(name):
+    """A state of another batch would broadcast, one of another N/2 fail inside an op: both are
+    named instead (S4D's first-order hold: the pair (x, u_prev) is checked)."""
+    layer = _layer(name)  # H = 4, N = 8
+    foh = layer.discretization == "foh"
+    u = torch.randn(1, 4, dtype=f64)
+    wrap = (lambda x: (x, None)) if foh else (lambda x: x)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=re.escape("state must have shape (batch, H, N/2) = (1, 4, 4), got (3, 4, 4)")):
+            layer.step(u, layer.allocate_state(3))
+        with pytest.raises(ValueError, match=re.escape("state must have shape (batch, H, N/2) = (2, 4, 4), got (2, 4, 3)")):
+            layer.step(torch.randn(2, 4, dtype=f64), wrap(torch.zeros(2, 4, 3, dtype=torch.complex128)))
+        with pytest.raises(ValueError, match="state must be the (tensor|pair)"):
+            layer.step(u, [torch.zeros(1, 4, 4, dtype=torch.complex128)] * 3)
+        if foh:
+            x = torch.zeros(1, 4, 4, dtype=torch.complex128)
+            with pytest.raises(ValueError, match=re.escape("u_prev of the state must be None or have shape (batch, H) = (1, 4), got (2, 4)")):
+                layer.step(u, (x, torch.zeros(2, 4, dtype=f64)))
+        y, state = layer.step(u, layer.allocate_state(1))
+        assert y.shape == (1, 4)
+
+
 def _count_kernel_builds(layer, monkeypatch):
     """Wrap ``layer.kernel`` (the first-order hold's ``_foh_kernels``) so that every build of K̄ is
     recorded as (L, scale)."""
@@ -515,6 +568,96 @@ def test_s4_step_forms_C_from_C_tilde_once_per_parameter_version(monkeypatch):
         ys2, _ = _stepped(layer, u)
         assert len(calls) == 2
     assert _rel(ys2, layer(u)) < 1e-8 and _rel(ys2, ys) > 1e-3
+
+
+def _grads(layer):
+    return {n: p.grad.clone() for n, p in layer.named_parameters()}
+
+
+@pytest.mark.parametrize("first", ["shorter", "irregular"])
+def test_s4_losses_at_two_lengths_backpropagate_together(first):
+    """A loss at L ≤ L₀ (or with irregular dt) and one at L > L₀ back-propagated together (gradient
+    accumulation, multi-length losses): the second forward writes no parameter, so the first graph
+    stays valid, and the gradient of the sum is the sum of the two taken separately (float64)."""
+    layer = _layer("s4-bilinear")
+    L0 = layer.kernel_length
+    u1, u2 = torch.randn(2, 32, 4, dtype=f64), torch.randn(2, L0 + 36, 4, dtype=f64)
+    dt1 = _irregular_dt(2, 32) if first == "irregular" else None
+    separate = []
+    for u, dt in ((u1, dt1), (u2, None)):
+        twin = copy.deepcopy(layer)
+        twin(u1, dt1)  # the first forward with grad settles L₀, as it does in the joint run (graph dropped)
+        twin(u, dt).square().mean().backward()
+        separate.append(_grads(twin))
+    C_tilde = layer.C_tilde.detach().clone()
+    (layer(u1, dt1).square().mean() + layer(u2).square().mean()).backward()
+    assert torch.equal(layer.C_tilde.detach(), C_tilde) and layer.kernel_length == L0
+    for name, g in _grads(layer).items():
+        ref = separate[0][name] + separate[1][name]
+        torch.testing.assert_close(g, ref, rtol=1e-12, atol=1e-12 * ref.abs().max().item(), msg=name)
+
+
+def _s4_brute_force(layer, u):
+    """The layer's output by the definition: y_k = Σ_j K̄_j u_{k−j} + D u_k with K̄_j = C Ā^j B̄ of
+    the power series (a direct causal convolution, no FFT, no C̃), then GELU → Linear → GLU."""
+    L, H = u.shape[1], u.shape[2]
+    K = _s4_power_kernel(layer, L)  # (H, L)
+    x = u.transpose(1, 2)  # (batch, H, L)
+    y = F.conv1d(F.pad(x, (L - 1, 0)), K.flip(-1)[:, None, :], groups=H) + layer.D[:, None] * x  # (batch, H, L)
+    return layer._output(y.transpose(1, 2))  # (batch, L, H)
+
+
+def test_s4_forward_at_a_longer_length_once_training_began_writes_no_parameter():
+    """After the first forward with grad (L₀ settled), a forward at L > L₀, with grad or without (a
+    validation pass between optimizer steps), leaves C_tilde bit for bit, its version and L₀ as
+    they were, and computes the same function: the direct convolution with C Ā^j B̄ (float64)."""
+    layer = _layer("s4-bilinear")
+    L0 = layer.kernel_length
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    layer(torch.randn(2, 32, 4, dtype=f64)).square().mean().backward()
+    opt.step()  # Adam's moments for C_tilde now refer to L₀
+    opt.zero_grad()
+    u = torch.randn(2, 2 * L0 + 7, 4, dtype=f64)
+    C_tilde, version = layer.C_tilde.detach().clone(), layer.C_tilde._version
+    y = layer(u)  # grad enabled
+    with torch.no_grad():
+        y_eval = layer(u)
+    assert torch.equal(layer.C_tilde.detach(), C_tilde) and layer.C_tilde._version == version
+    assert layer.kernel_length == L0
+    with torch.no_grad():
+        ref = _s4_brute_force(layer, u)
+    assert _rel(y, ref) < 1e-10 and _rel(y_eval, ref) < 1e-10
+    y.square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters()) and layer.kernel_length_settled
+
+
+def test_s4_settled_kernel_length_travels_in_the_state_dict():
+    """A state dict of a layer that has trained loads as settled (an optimizer state saved beside it
+    refers to its C̃): a longer forward on the copy does not re-reference C̃ either."""
+    layer = _layer("s4-bilinear")
+    layer(torch.randn(1, 10, 4, dtype=f64))
+    other = _layer("s4-bilinear", seed=7)
+    other.load_state_dict(layer.state_dict())
+    C_tilde = other.C_tilde.detach().clone()
+    u = torch.randn(1, 100, 4, dtype=f64)
+    with torch.no_grad():
+        y = other(u)
+        assert torch.equal(other.C_tilde, C_tilde) and other.kernel_length == layer.kernel_length
+        assert _rel(y, _s4_brute_force(other, u)) < 1e-10
+    assert other.kernel_length_settled and not _layer("s4-bilinear").kernel_length_settled
+
+
+def test_s4_functional_call_leaves_the_given_C_tilde():
+    """torch.func.functional_call at L > L₀: the caller's C̃ tensor is read, never re-referenced in
+    place, and the output is the layer's function (float64)."""
+    layer = _layer("s4-bilinear")
+    params = {n: p.detach().clone() for n, p in layer.named_parameters()}
+    given = params["C_tilde"].clone()
+    u = torch.randn(1, layer.kernel_length + 20, 4, dtype=f64)
+    y = torch.func.functional_call(layer, params, (u,))
+    assert torch.equal(params["C_tilde"], given) and not layer.kernel_length_settled
+    with torch.no_grad():
+        assert _rel(y, _s4_brute_force(layer, u)) < 1e-10
 
 
 def test_s4_initial_C_is_drawn_as_before_and_stored_as_C_tilde():
