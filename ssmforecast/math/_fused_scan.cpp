@@ -278,6 +278,11 @@ void backward(int64_t batch, int64_t H, int64_t L, int64_t N, int64_t T, const S
 
 enum Kind { ZOH = 0, GBT = 1, FOH = 2 };
 
+// |z|² below which β = Δ φ₁(z) is its Taylor polynomial Δ (1 + z/2 + z²/6 + z³/24): truncation
+// |z|⁴/120 < 1e-18 relative. The closed form (e^z − 1) Λ⁻¹ needs Λ⁻¹, which is inf or NaN for
+// |Λ| → 0 (and Λ = 0); for |z| ≥ 1e-4 and a finite Λ⁻¹ it is as accurate as e^z − 1.
+constexpr double SMALL_Z2 = 1e-8;
+
 // Ā and s of one mode for a step Δ: ZOH and FOH s = β; GBT s = w (β = Δ w)
 template <typename S, int K>
 __attribute__((always_inline)) inline void discretize_mode(S d, S alpha, S lr, S li, S ir, S ii, S& ar, S& ai, S& sr,
@@ -291,8 +296,16 @@ __attribute__((always_inline)) inline void discretize_mode(S d, S alpha, S lr, S
         ar = e * cs;
         ai = e * sn;
         const S mr = em1 * cs + cm1;  // Re(e^z − 1)
-        sr = mr * ir - ai * ii;       // β = (e^z − 1) Λ⁻¹
-        si = mr * ii + ai * ir;
+        const S zr = d * lr, zi = d * li;
+        if (zr * zr + zi * zi < S(SMALL_Z2)) {  // β = Δ (1 + z (1/2 + z (1/6 + z/24))) by Horner
+            const S tr = S(1.0 / 6) + zr * S(1.0 / 24), ti = zi * S(1.0 / 24);
+            const S t2r = S(0.5) + zr * tr - zi * ti, t2i = zr * ti + zi * tr;
+            sr = d * (S(1) + zr * t2r - zi * t2i);
+            si = d * (zr * t2i + zi * t2r);
+        } else {  // β = (e^z − 1) Λ⁻¹
+            sr = mr * ir - ai * ii;
+            si = mr * ii + ai * ir;
+        }
     } else {
         const S zr = d * lr, zi = d * li;
         const S dr = S(1) - alpha * zr, di = -alpha * zi;  // 1 − α z
@@ -328,6 +341,33 @@ __attribute__((always_inline)) inline void phi2_series(S zr, S zi, S& r, S& i) n
     }
 }
 
+// ZOH's ∂β/∂Λ = (ΔĀ − β) Λ⁻¹ = Δ² φ₁'(z), φ₁'(z) = Σ_j (j + 1) z^j/(j + 2)!. The closed form loses a
+// factor 1/|z| of the precision to cancellation (and is inf or NaN where Λ⁻¹ is), so |z| < r takes the
+// series by Horner: float r = 1/2, 8 terms, double r = 1/100, 7 terms (truncation below 1e-8 and 1e-18
+// relative; the closed form at |z| = r is within ~1e-7 and ~1e-14). A branch, not a select: the double
+// loop runs scalar (libm's exp and sin), where most modes skip the series.
+template <typename S>
+__attribute__((always_inline)) inline void zoh_dbeta_dlambda(S d, S lr, S li, S ir, S ii, S ar, S ai, S br, S bi,
+                                                             S& qr, S& qi) noexcept {
+    constexpr int J = sizeof(S) == 4 ? 8 : 7;
+    constexpr S R2 = sizeof(S) == 4 ? S(0.25) : S(1e-4);
+    const S zr = d * lr, zi = d * li;
+    if (zr * zr + zi * zi < R2) {
+        S fr = S(J * PHI2_SERIES[J - 1]), fi = S(0);
+        for (int j = J - 2; j >= 0; --j) {
+            const S t = fr * zr - fi * zi + S((j + 1) * PHI2_SERIES[j]);
+            fi = fr * zi + fi * zr;
+            fr = t;
+        }
+        qr = d * d * fr;
+        qi = d * d * fi;
+    } else {
+        const S q0r = d * ar - br, q0i = d * ai - bi;
+        qr = q0r * ir - q0i * ii;
+        qi = q0r * ii + q0i * ir;
+    }
+}
+
 // The first-order hold's terms of one mode besides Ā and β: γ₁ = Δ φ₂, and for the backward
 // p = ∂γ₁/∂Δ = φ₁ − φ₂, q = ∂γ₁/∂Λ = Δ² φ₂'. |z| < 1: the series (φ₁ = 1 + z φ₂); else the closed
 // forms φ₁ = β/Δ, φ₂ = (φ₁ − 1)/z, φ₂' = (φ₁ − 2 φ₂)/z, whose cancellation costs at most ~10× there.
@@ -356,7 +396,8 @@ __attribute__((always_inline)) inline void foh_terms(S d, S lr, S li, S ir, S ii
     qi = d * d * p3i;
 }
 
-// Λ, Λ⁻¹, B, C of channel h as eight split (n,) arrays in p
+// Λ, Λ⁻¹, B, C of channel h as eight split (n,) arrays in p. Λ⁻¹ by Smith's algorithm (no |Λ|², which
+// underflows for |Λ| < 1e-19 in float32); Λ = 0 gets Λ⁻¹ = 0, never read (there |z| = 0 takes the series)
 template <typename S>
 void split_channel(int64_t n, int64_t h, const S* Lambda, const S* B, const S* C, S* p) {
     S *lr = p, *li = p + n, *ir = p + 2 * n, *ii = p + 3 * n, *Br = p + 4 * n, *Bi = p + 5 * n, *Cr = p + 6 * n, *Ci = p + 7 * n;
@@ -364,9 +405,17 @@ void split_channel(int64_t n, int64_t h, const S* Lambda, const S* B, const S* C
         const int64_t j = (h * n + m) * 2;
         lr[m] = Lambda[j];
         li[m] = Lambda[j + 1];
-        const S mod2 = lr[m] * lr[m] + li[m] * li[m];
-        ir[m] = lr[m] / mod2;
-        ii[m] = -li[m] / mod2;
+        if (lr[m] == S(0) && li[m] == S(0)) {
+            ir[m] = ii[m] = S(0);
+        } else if (std::abs(lr[m]) >= std::abs(li[m])) {  // 1/(a + ib) = (1 − i r)/(a + b r), r = b/a
+            const S r = li[m] / lr[m], den = lr[m] + li[m] * r;
+            ir[m] = S(1) / den;
+            ii[m] = -r / den;
+        } else {  // = (r − i)/(a r + b), r = a/b
+            const S r = lr[m] / li[m], den = lr[m] * r + li[m];
+            ir[m] = r / den;
+            ii[m] = S(-1) / den;
+        }
         Br[m] = B[j];
         Bi[m] = B[j + 1];
         Cr[m] = C[j];
@@ -435,7 +484,7 @@ void diag_forward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S a
 //   ḡ_k = 2 ȳ_k conj(C) + conj(Ā_{k+1}) ḡ_{k+1},  ∂Ā_k = ḡ_k conj(x_{k−1}),  ∂c_k = ḡ_k conj(B),
 //   ∂B = Σ_k ḡ_k conj(c_k),  ∂C = Σ_k 2 ȳ_k conj(x_k),  ∂u_k = Re Σ_n ḡ_k conj(∂c_k/∂u_k B) + D ȳ_k
 //   (+ the next step's Re Σ_n ḡ_{k+1} conj(γ₀ B) under FOH),  ∂β = ∂c u_k (FOH: u_{k−1}), ∂γ₁ = ∂c (u_k − u_{k−1});
-//   ZOH, FOH (dĀ/dz = ∂β/∂Δ = Ā, ∂β/∂Λ = (ΔĀ − β)/Λ; FOH also ∂γ₁/∂Δ = p, ∂γ₁/∂Λ = q):
+//   ZOH, FOH (dĀ/dz = ∂β/∂Δ = Ā, ∂β/∂Λ = (ΔĀ − β)/Λ = Δ² φ₁'(z); FOH also ∂γ₁/∂Δ = p, ∂γ₁/∂Λ = q):
 //     ∂Δ_k = Re Σ_n conj(Ā)(∂Ā conj(Λ) + ∂β) [+ ∂γ₁ conj(p)],  ∂Λ = Σ_k Δ conj(Ā) ∂Ā + ∂β conj((ΔĀ − β)/Λ) [+ ∂γ₁ conj(q)]
 //   GBT (dĀ/dz = ∂β/∂Δ = w², ∂β/∂Λ = αΔ² w²):
 //     ∂Δ_k = Re Σ_n conj(w²)(∂Ā conj(Λ) + ∂β),   ∂Λ = Σ_k Δ conj(w²)(∂Ā + αΔ ∂β)
@@ -448,7 +497,7 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
                    const int64_t* sgu, S* gdelta, const int64_t* sgd, S* gLambda, S* gB, S* gC, S* gD, S* gx0,
                    S* gu_before) {
     const int64_t blocks = (L + T - 1) / T;
-    constexpr int stored = K == FOH ? 12 : 6;  // per step and mode: Ā, s, x (FOH: and γ₁, p, q)
+    constexpr int stored = K == FOH ? 12 : (K == ZOH ? 8 : 6);  // per step and mode: Ā, s, x (ZOH: and ∂β/∂Λ; FOH: γ₁, p, q)
     std::vector<S> par(8 * n), acc(8 * n), buf(stored * T * n);  // parameters; ḡ, ∂Λ, ∂B, ∂C; one block
     const S *lr = par.data(), *li = lr + n, *ir = li + n, *ii = ir + n, *Br = ii + n, *Bi = Br + n, *Cr = Bi + n, *Ci = Cr + n;
     S *Gr = acc.data(), *Gi = Gr + n, *gLr = Gi + n, *gLi = gLr + n, *gBr = gLi + n, *gBi = gBr + n, *gCr = gBi + n, *gCi = gCr + n;
@@ -493,6 +542,9 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
                         Sr[o + m] = sr;
                         Si[o + m] = si;
                         S cr = (K == GBT ? d * sr : sr) * uk, ci = (K == GBT ? d * si : si) * uk;
+                        if constexpr (K == ZOH) {  // ∂β/∂Λ, kept in G1 for the adjoint
+                            zoh_dbeta_dlambda<S>(d, lr[m], li[m], ir[m], ii[m], ar, ai, sr, si, G1r[o + m], G1i[o + m]);
+                        }
                         if constexpr (K == FOH) {
                             S g1r, g1i, p_r, p_i, qr, qi;
                             foh_terms<S>(d, lr[m], li[m], ir[m], ii[m], sr, si, g1r, g1i, p_r, p_i, qr, qi);
@@ -544,8 +596,9 @@ void diag_backward(int64_t batch, int64_t H, int64_t L, int64_t n, int64_t T, S 
                         const S tr = gar * lr[m] + gai * li[m] + gbr, ti = gai * lr[m] - gar * li[m] + gbi;
                         if constexpr (K != GBT) {
                             sum_d += ar * tr + ai * ti;
-                            const S q0r = d * ar - br, q0i = d * ai - bi;  // (ΔĀ − β) Λ⁻¹
-                            const S qr = q0r * ir[m] - q0i * ii[m], qi = q0r * ii[m] + q0i * ir[m];
+                            // ∂β/∂Λ = Δ² φ₁'(z), from the recompute: ZOH's in G1, FOH's Δ² p (φ₁' = φ₁ − φ₂)
+                            const S qr = K == FOH ? d * d * Pr[o + m] : G1r[o + m];
+                            const S qi = K == FOH ? d * d * Pi[o + m] : G1i[o + m];
                             S lr_ = d * (ar * gar + ai * gai) + gbr * qr + gbi * qi;
                             S li_ = d * (ar * gai - ai * gar) + gbi * qr - gbr * qi;
                             if constexpr (K == FOH) {

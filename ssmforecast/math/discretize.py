@@ -32,8 +32,12 @@ METHODS: dict[str, float | None] = {"zoh": None, "bilinear": 0.5, "euler": 0.0, 
 
 
 def _as_step(dt, like: torch.Tensor) -> torch.Tensor:
-    """Δ as a real tensor on ``like``'s device with ``like``'s (real) precision, validated."""
+    """Δ as a real tensor on ``like``'s device with ``like``'s (real) precision, validated; a complex Δ
+    (tensor, array or Python complex) is rejected before the cast, which would drop its imaginary part."""
     real = like.real.dtype if like.is_complex() else like.dtype
+    given = dt if torch.is_tensor(dt) else torch.as_tensor(dt)  # the caller's dtype, complex included
+    if given.is_complex():
+        raise ValueError(f"dt must be real, got dtype {given.dtype}")
     dt = torch.as_tensor(dt, dtype=real, device=like.device)
     check_step(dt)
     return dt
@@ -79,9 +83,11 @@ def zoh(A: torch.Tensor, B: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tenso
     check_last_dim("B", B, N)
     check_finite("A", A)
     check_finite("B", B)
+    dtype = torch.result_type(A, B)  # a real A with a complex B: the system is complex
+    A, B = A.to(dtype), B.to(dtype)
     dt = _as_step(dt, A)
     batch = check_broadcast(A=A[..., 0, 0], B=B[..., 0], dt=dt)
-    M = A.new_zeros(*batch, N + 1, N + 1)  # (*batch, N+1, N+1)
+    M = torch.zeros(*batch, N + 1, N + 1, dtype=dtype, device=A.device)  # (*batch, N+1, N+1)
     M[..., :N, :N] = A
     M[..., :N, N] = B
     E = torch.linalg.matrix_exp(dt[..., None, None] * M)  # (*batch, N+1, N+1)
@@ -99,14 +105,16 @@ def gbt(A: torch.Tensor, B: torch.Tensor, dt, alpha: float) -> tuple[torch.Tenso
     check_last_dim("B", B, N)
     check_finite("A", A)
     check_finite("B", B)
+    dtype = torch.result_type(A, B)  # a real A with a complex B: the system is complex
+    A, B = A.to(dtype), B.to(dtype)
     dt = _as_step(dt, A)
-    check_broadcast(A=A[..., 0, 0], B=B[..., 0], dt=dt)
-    I = torch.eye(N, dtype=A.dtype, device=A.device)  # (N, N)
+    batch = check_broadcast(A=A[..., 0, 0], B=B[..., 0], dt=dt)
+    I = torch.eye(N, dtype=dtype, device=A.device)  # (N, N)
     dtA = dt[..., None, None] * A  # (..., N, N)
     dtB = dt[..., None] * B  # (..., N)
     forward = I + (1 - alpha) * dtA  # (..., N, N)
-    if alpha == 0.0:
-        return forward, dtB
+    if alpha == 0.0:  # the batch shape of A, B and Δ together, as for α > 0 and ZOH
+        return forward.expand(*batch, N, N).contiguous(), dtB.expand(*batch, N).contiguous()
     backward = I - alpha * dtA  # (..., N, N)
     rhs = torch.cat(torch.broadcast_tensors(forward, dtB[..., None]), dim=-1)  # (..., N, N+1)
     sol = torch.linalg.solve(backward.expand(rhs.shape[:-1] + (N,)), rhs)  # (..., N, N+1)
@@ -124,11 +132,30 @@ def discretize(A: torch.Tensor, B: torch.Tensor, dt, method: str = "zoh") -> tup
 # ---------------------------------------------------------------------------------------------
 
 
+# φ₂(z) = (e^z − 1 − z)/z² = Σ_{j≥0} z^j/(j+2)!: where |z| < 0.1 the Taylor polynomial (to z⁴ in single
+# precision, z¹⁰ in double: truncation below 10⁻⁹ and 10⁻²⁰ relative), elsewhere the closed form
+# (whose cancellation there costs at most a factor ~20 of the precision)
+_PHI2_TAYLOR = [1.0 / math.factorial(j + 2) for j in range(11)]
+_SMALL_Z = 0.1
+
+
+def _phi2_taylor(z: torch.Tensor) -> torch.Tensor:
+    """The Taylor polynomial of φ₂ at 0 (Horner), accurate to the precision of z where |z| < 0.1."""
+    terms = _PHI2_TAYLOR if z.real.dtype == torch.float64 else _PHI2_TAYLOR[:5]
+    series = torch.full_like(z, terms[-1])
+    for c in reversed(terms[:-1]):
+        series = series * z + c
+    return series
+
+
+# φ₁(z) = (e^z − 1)/z = 1 + z φ₂(z): the series where |z| < 0.1, so that the value and its gradient
+# φ₁'(z) = Σ_j (j+1) z^j/(j+2)! are exact at z = 0 and free of cancellation near it (autograd of
+# expm1(z)/z, e^z/z − (e^z − 1)/z², loses a factor 1/|z| of the precision, and all of it at |z|² → 0)
 def _phi1(z: torch.Tensor) -> torch.Tensor:
-    """φ₁(z) = (e^z − 1)/z with φ₁(0) = 1, elementwise, accurate for small |z| (uses expm1)."""
-    small = z == 0
-    safe = torch.where(small, torch.ones_like(z), z)
-    return torch.where(small, torch.ones_like(z), torch.expm1(safe) / safe)
+    """φ₁(z) = (e^z − 1)/z with φ₁(0) = 1, elementwise; value and gradient accurate for small |z|."""
+    small = z.abs() < _SMALL_Z
+    safe = torch.where(small, torch.ones_like(z), z)  # no 0/0 in the branch not taken (nor in its gradient)
+    return torch.where(small, 1 + z * _phi2_taylor(z), torch.expm1(safe) / safe)
 
 
 def _check_diag(Lambda: torch.Tensor, B: torch.Tensor) -> None:
@@ -143,7 +170,8 @@ def _check_diag(Lambda: torch.Tensor, B: torch.Tensor) -> None:
 def zoh_diag(Lambda: torch.Tensor, B: torch.Tensor, dt) -> tuple[torch.Tensor, torch.Tensor]:
     """ZOH, diagonal: Ā = exp(ΔΛ), B̄ = Δ φ₁(ΔΛ) B; Λ (..., N), B (..., N), Δ (...) → Ā, B̄ (..., N).
 
-    φ₁(z) = (e^z − 1)/z is evaluated with ``expm1``, so Λ → 0 (and Λ = 0) is handled exactly.
+    φ₁(z) = (e^z − 1)/z is its Taylor series near z = 0 and ``expm1(z)/z`` elsewhere, so Λ → 0 (and
+    Λ = 0) is handled exactly, in the value and in its gradient.
     """
     _check_diag(Lambda, B)
     dt = _as_step(dt, Lambda)
@@ -164,22 +192,13 @@ def gbt_diag(Lambda: torch.Tensor, B: torch.Tensor, dt, alpha: float) -> tuple[t
     return (1 + (1 - alpha) * dtL) / backward, dt[..., None] * B / backward
 
 
-# φ₂(z) = (e^z − 1 − z)/z² = Σ_{j≥0} z^j/(j+2)!: where |z| < 0.1 the Taylor polynomial (to z⁴ in single
-# precision, z¹⁰ in double: truncation below 10⁻⁹ and 10⁻²⁰ relative), elsewhere the closed form
-# (whose cancellation there costs at most a factor ~20 of the precision)
-_PHI2_TAYLOR = [1.0 / math.factorial(j + 2) for j in range(11)]
-
-
 def _phi1_phi2(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """φ₁(z) = (e^z − 1)/z and φ₂(z) = (e^z − 1 − z)/z², with φ₁(0) = 1 and φ₂(0) = ½, elementwise,
     accurate for small |z| (one ``expm1`` for both)."""
-    small = z.abs() < 0.1
+    small = z.abs() < _SMALL_Z
     safe = torch.where(small, torch.ones_like(z), z)  # no 0/0 in the branch not taken (nor in its gradient)
     em1 = torch.expm1(safe)
-    terms = _PHI2_TAYLOR if z.real.dtype == torch.float64 else _PHI2_TAYLOR[:5]
-    series = torch.full_like(z, terms[-1])
-    for c in reversed(terms[:-1]):  # Horner
-        series = series * z + c
+    series = _phi2_taylor(z)  # (..., N)
     # φ₁ = 1 + z φ₂, free of cancellation where |z| is small
     return torch.where(small, 1 + z * series, em1 / safe), torch.where(small, series, (em1 - safe) / (safe * safe))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import torch
 
@@ -27,9 +28,10 @@ from .discretize import _as_step, _check_dplr, dplr_gbt, method_alpha
 
 
 def _check_length(L: int) -> int:
-    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+    """L as an int; any integer type (``numpy.int64`` too), not a bool."""
+    if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 1:
         raise ValueError(f"kernel length L must be a positive int, got {L!r}")
-    return L
+    return int(L)
 
 
 # Definition (S4 eq. (5)): K̄_l = C Ā^l B̄, l = 0, …, L−1
@@ -96,6 +98,8 @@ def vandermonde_kernel(
     check_last_dim("dB", dB, N)
     check_last_dim("C", C, N)
     check_broadcast(dA=dA, dB=dB, C=C)
+    if block is not None and (isinstance(block, bool) or not isinstance(block, numbers.Integral) or block < 1):
+        raise ValueError(f"block must be a positive int or None, got {block!r}")
     if dA.is_complex() or bool((dA < 0).any()):
         dA = dA.to(torch.promote_types(dA.dtype, torch.complex64))  # log of a negative real is complex
     log_dA = torch.log(dA)  # (..., N)
@@ -103,14 +107,17 @@ def vandermonde_kernel(
     # real part gives the right powers (1, 0, 0, …).
     floor = torch.finfo(log_dA.real.dtype).min / (4 * L)
     log_dA = torch.where(log_dA.real < floor, torch.full_like(log_dA, floor), log_dA)
-    c = block if block is not None else max(1, math.isqrt(L - 1) + 1)
+    c = int(block) if block is not None else max(1, math.isqrt(L - 1) + 1)
     n_blocks = -(-L // c)
     real = log_dA.real.dtype
     i = torch.arange(c, device=dA.device, dtype=real)  # (c,)
     j = torch.arange(n_blocks, device=dA.device, dtype=real) * c  # (L/c,)
     inner = torch.exp(log_dA[..., :, None] * i)  # (..., N, c)          Ā_n^i
     outer = torch.exp(log_dA[..., None, :] * j[:, None])  # (..., L/c, N)  Ā_n^{cj}
-    CB = (C * dB).to(outer.dtype)  # (..., N)
+    CB = C * dB  # (..., N)
+    # one dtype for the product: complex if any of Ā, B̄, C is (a real Ā ≥ 0 keeps real powers)
+    dtype = torch.promote_types(CB.dtype, outer.dtype)
+    CB, inner, outer = CB.to(dtype), inner.to(dtype), outer.to(dtype)
     K = ((CB[..., None, :] * outer) @ inner).flatten(-2)[..., :L]  # (..., L)
     return 2 * K.real if conj_pairs else K
 

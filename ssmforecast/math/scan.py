@@ -962,8 +962,9 @@ def _check_fused(device: torch.device, dtype: torch.dtype) -> None:
 class _FusedDiagonalScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, Lambda, B, C, D, x0, u_before, kind, alpha, block):
-        Lr, Br, Cr = (torch.view_as_real(t).contiguous() for t in (Lambda, B, C))  # (H, n, 2)
-        x0r = None if x0 is None else torch.view_as_real(x0).contiguous()  # (batch, H, n, 2)
+        # view_as_real refuses a conjugate view (x.conj()): its conj bit is resolved into a copy first
+        Lr, Br, Cr = (torch.view_as_real(t.resolve_conj()).contiguous() for t in (Lambda, B, C))  # (H, n, 2)
+        x0r = None if x0 is None else torch.view_as_real(x0.resolve_conj()).contiguous()  # (batch, H, n, 2)
         D, u_before = (None if t is None else t.contiguous() for t in (D, u_before))  # (H,), (batch, H)
         batch, H, L = u.shape
         n = Lambda.shape[1]

@@ -3,6 +3,8 @@ reference path against a numpy complex128 loop, autograd's numerical gradients a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -29,11 +31,23 @@ def _args(batch=2, H=3, L=40, n=4, seed=3, dtype=torch.float64, im_scale=5.0):
     return [u, delta, Lambda, B, C, D, x0]
 
 
+def _phi12(z):
+    """φ₁(z) = (e^z − 1)/z and φ₂(z) = (e^z − 1 − z)/z² in complex128: the closed forms where |z| ≥ ½,
+    else the Taylor series Σ z^j/(j+1)! and Σ z^j/(j+2)! to j = 24 (exact at and near z = 0)."""
+    small = np.abs(z) < 0.5
+    safe = np.where(small, 1.0, z)
+    s1, s2 = np.zeros_like(z), np.zeros_like(z)
+    for j in range(24, -1, -1):  # Horner
+        s1, s2 = s1 * z + 1 / math.factorial(j + 1), s2 * z + 1 / math.factorial(j + 2)
+    closed1, closed2 = (np.exp(safe) - 1) / safe, (np.exp(safe) - 1 - safe) / safe**2
+    return np.where(small, s1, closed1), np.where(small, s2, closed2)
+
+
 def _numpy_loop(u, delta, Lambda, B, C, D, x0, method, u_before=None):
     """x_k = Ā_k x_{k−1} + B̄_k u_k, y_k = 2 Re Σ C x_k + D u_k in complex128, Ā_k, B̄_k from the
-    closed forms (ZOH: e^{ΔΛ}, (e^{ΔΛ} − 1)/Λ · B, Δ B at Λ = 0; GBT(α): (1 + (1−α)ΔΛ)/(1 − αΔΛ),
-    ΔB/(1 − αΔΛ)); the first-order hold adds B̄⁰ u_{k−1} with B̄¹ = Δ φ₂ B, B̄⁰ = Δ (φ₁ − φ₂) B,
-    φ₁ = (e^z − 1)/z, φ₂ = (e^z − 1 − z)/z² (Λ ≠ 0 there), u_{−1} = u_before or u_0."""
+    closed forms (ZOH: e^{ΔΛ}, Δ φ₁(ΔΛ) B; GBT(α): (1 + (1−α)ΔΛ)/(1 − αΔΛ), ΔB/(1 − αΔΛ)); the
+    first-order hold adds B̄⁰ u_{k−1} with B̄¹ = Δ φ₂ B, B̄⁰ = Δ (φ₁ − φ₂) B, φ₁ = (e^z − 1)/z,
+    φ₂ = (e^z − 1 − z)/z² (both by :func:`_phi12`, so Λ = 0 and tiny Λ are exact), u_{−1} = u_before or u_0."""
     u, delta = u.numpy(), delta.numpy()
     lam, b, c = (t.numpy().astype(np.complex128) for t in (Lambda, B, C))
     x = np.zeros(lam.shape, np.complex128)[None].repeat(u.shape[0], 0) if x0 is None else x0.numpy().astype(np.complex128)
@@ -42,14 +56,13 @@ def _numpy_loop(u, delta, Lambda, B, C, D, x0, method, u_before=None):
     for k in range(u.shape[-1]):
         d = delta[..., k, None]
         z = d * lam  # (batch, H, n)
+        phi1, phi2 = _phi12(z)
         if method == "foh":
-            phi1, phi2 = (np.exp(z) - 1) / z, (np.exp(z) - 1 - z) / z**2
             x = np.exp(z) * x + d * (phi1 - phi2) * b * u_prev[..., None] + d * phi2 * b * u[..., k, None]
         else:
             alpha = METHODS[method]
             if alpha is None:
-                safe = np.where(lam == 0, 1, lam)  # Λ = 0: the limit Δ B
-                dA, dB = np.exp(z), np.where(lam == 0, d, (np.exp(z) - 1) / safe) * b
+                dA, dB = np.exp(z), d * phi1 * b
             else:
                 dA, dB = (1 + (1 - alpha) * z) / (1 - alpha * z), d * b / (1 - alpha * z)
             x = dA * x + dB * u[..., k, None]
@@ -252,3 +265,58 @@ def test_fused_fallbacks(monkeypatch):
     torch.testing.assert_close(diagonal_scan(*args)[0], y_ref, rtol=0, atol=0)
     with pytest.raises(ValueError, match="could not be built"):
         diagonal_scan(*args, inner="fused")
+
+
+@pytest.mark.parametrize("method", ["zoh", "foh"])
+def test_fused_tiny_modes_are_finite_and_match_float64(method):
+    """Re Λ down to 1e-30 (float32) and 1e-170 (float64): |Λ|² underflows to 0, so Λ⁻¹ = inf and the
+    closed form β = (e^z − 1) Λ⁻¹ gave NaN; the fused code takes β = Δ φ₁(z) from its Taylor series for
+    |z| < 1e-4, and ∂β/∂Λ = Δ² φ₁'(z) from its series for |z| < 1. Values against the complex128 loop
+    (series φ₁, φ₂ near 0), gradients against autograd through the float64 reference path."""
+    needs_fused()
+    g = torch.Generator().manual_seed(11)
+    batch, H, L = 2, 1, 9
+    u = torch.randn(batch, H, L, generator=g, dtype=torch.float64)
+    delta = torch.rand(batch, H, L, generator=g, dtype=torch.float64) + 0.5
+    B = torch.randn(H, 6, generator=g, dtype=torch.complex128)
+    C = torch.randn(H, 6, generator=g, dtype=torch.complex128)
+    for dtype, tiny in ((torch.float32, (-1e-23, -1e-30)), (torch.float64, (-1e-170, -1e-300))):
+        cplx = torch.complex64 if dtype == torch.float32 else torch.complex128
+        # tiny real modes, a tiny mode with a small imaginary part, a slow and an ordinary mode
+        Lambda = torch.tensor([[tiny[0], tiny[1], complex(tiny[0], 1e-6), -1e-8, -1.0, complex(-0.5, 2.0)]], dtype=torch.complex128)
+        args = [u.to(dtype), delta.to(dtype), Lambda.to(cplx), B.to(cplx), C.to(cplx)]
+        leaves = [t.clone().requires_grad_() for t in args]
+        y, x_last = diagonal_scan(*leaves, method=method, inner="fused")
+        assert torch.isfinite(y).all() and torch.isfinite(x_last).all()
+        # the loop reads the float32 inputs as float64 (Λ rounded to float32, as the scan sees it)
+        y_np, x_np = _numpy_loop(*(t.detach().to(torch.complex128 if t.is_complex() else torch.float64) for t in args), None, None, method)
+        tol = 2e-6 if dtype == torch.float32 else 1e-12
+        np.testing.assert_allclose(y.detach().double().numpy(), y_np, rtol=tol, atol=tol * np.abs(y_np).max())
+        np.testing.assert_allclose(x_last.detach().to(torch.complex128).numpy(), x_np, rtol=tol, atol=tol * np.abs(x_np).max())
+        y.square().sum().backward()
+        ref = [t.detach().to(torch.complex128 if t.is_complex() else torch.float64).requires_grad_() for t in args]
+        diagonal_scan(*ref, method=method, inner="reference")[0].square().sum().backward()
+        for name, a, r in zip(NAMES, leaves, ref):
+            assert torch.isfinite(a.grad).all(), name
+            err = (a.grad.to(r.grad.dtype) - r.grad).abs().max() / r.grad.abs().max()
+            assert err < (5e-6 if dtype == torch.float32 else 1e-13), (name, err.item())
+
+
+@pytest.mark.parametrize("inner", ["fused", "reference"])
+def test_conjugate_views_equal_their_resolved_tensors(inner):
+    """Λ.conj(), B.conj(), C.conj() and x0.conj() are views with the conj bit set, which view_as_real
+    refuses: the fused scan resolves them first (same values and gradients as resolved copies)."""
+    if inner == "fused":
+        needs_fused()
+    u, delta, Lambda, B, C, D, x0 = _args(L=20)
+    views = [Lambda.conj(), B.conj(), C.conj()]
+    assert all(t.is_conj() for t in views)
+    y, x_last = diagonal_scan(u, delta, *views, D, x0.conj(), inner=inner)
+    y_ref, x_ref = diagonal_scan(u, delta, *(t.resolve_conj() for t in views), D, x0.conj().resolve_conj(), inner=inner)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    torch.testing.assert_close(x_last, x_ref, rtol=0, atol=0)
+    leaf = Lambda.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(diagonal_scan(u, delta, leaf.conj(), B, C, inner=inner)[0].sum(), leaf)
+    leaf_ref = Lambda.conj().resolve_conj().requires_grad_()
+    (grad_ref,) = torch.autograd.grad(diagonal_scan(u, delta, leaf_ref, B, C, inner=inner)[0].sum(), leaf_ref)
+    torch.testing.assert_close(grad, grad_ref.conj(), rtol=1e-12, atol=1e-12)

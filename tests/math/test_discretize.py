@@ -1,5 +1,7 @@
 """Discretization against independent float64 references: scipy's expm and ODE solver, numpy solves."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.integrate
@@ -53,6 +55,27 @@ def test_zoh_dense_singular_A():
     np.testing.assert_allclose(dB.numpy(), [dt * 0.3 + dt**2 / 2 * -2.0, dt * -2.0], atol=1e-15)
 
 
+def test_dense_zoh_and_gbt_of_a_real_A_with_a_complex_B_keep_the_imaginary_part():
+    """A real, B complex: the system is complex. ZOH built its augmented matrix in A's real dtype (Im B
+    dropped), GBT's solve refused the mixed dtypes; both now work in complex128, against scipy's expm
+    of the augmented matrix Δ [[A, B], [0, 0]] and numpy's solve."""
+    rng = np.random.default_rng(7)
+    A, B, dt = _stable(4, rng), rng.standard_normal(4) + 1j * rng.standard_normal(4), 0.43
+    dA, dB = zoh(torch.tensor(A), torch.tensor(B), dt)
+    M = np.zeros((5, 5), complex)
+    M[:4, :4], M[:4, 4] = A, B
+    E = scipy.linalg.expm(dt * M)
+    assert dA.dtype == dB.dtype == c128
+    np.testing.assert_allclose(dA.numpy(), E[:4, :4], atol=1e-13)
+    np.testing.assert_allclose(dB.numpy(), E[:4, 4], atol=1e-13)
+    I = np.eye(4)
+    for alpha in (0.0, 0.5, 1.0):
+        dA, dB = gbt(torch.tensor(A), torch.tensor(B), dt, alpha)
+        assert dA.dtype == dB.dtype == c128
+        np.testing.assert_allclose(dA.numpy(), np.linalg.solve(I - alpha * dt * A, I + (1 - alpha) * dt * A), atol=1e-14)
+        np.testing.assert_allclose(dB.numpy(), np.linalg.solve(I - alpha * dt * A, dt * B), atol=1e-14)
+
+
 def test_zoh_diag_equals_dense_including_zero_and_tiny_eigenvalues():
     rng = np.random.default_rng(1)
     lam = np.array([-1 + 2j, -0.1 - 5j, 0.0, 1e-13 + 0j, -3e-9 + 1e-9j, -40.0])
@@ -66,6 +89,35 @@ def test_zoh_diag_equals_dense_including_zero_and_tiny_eigenvalues():
         M[:6, :6], M[:6, 6] = np.diag(lam), B
         np.testing.assert_allclose(dA[i].numpy(), np.diag(E), rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(dB[i].numpy(), scipy.linalg.expm(d * M)[:6, 6], rtol=1e-12, atol=1e-15)
+
+
+def _phi1_prime(z):
+    """φ₁'(z) = (e^z (z − 1) + 1)/z² in complex128: the series Σ_j (j+1) z^j/(j+2)! to j = 29 where
+    |z| < ½, else the closed form."""
+    z = np.asarray(z, complex)
+    series = np.zeros_like(z)
+    for j in range(29, -1, -1):  # Horner
+        series = series * z + (j + 1) / math.factorial(j + 2)
+    safe = np.where(np.abs(z) < 0.5, 1.0, z)
+    return np.where(np.abs(z) < 0.5, series, (np.exp(safe) * (safe - 1) + 1) / safe**2)
+
+
+def test_zoh_diag_gradient_is_exact_at_zero_and_small_modes():
+    """∂B̄/∂Λ = Δ² φ₁'(ΔΛ). Autograd of expm1(z)/z loses a factor 1/|z| of the precision (all of it in
+    float32 for |z|² below 1e-38: gradients 0 or 1e9 too large) and the guard for z = 0 gave a zero
+    gradient there; φ₁ is its Taylor series for |z| < 0.1. Against the float64 series / closed form
+    of φ₁', and gradcheck (finite differences) with Λ = 0 among the modes."""
+    lam = np.array([0, -1e-30, -1e-8 + 1e-8j, -1e-3 + 5e-4j, -0.05 + 0.02j, -0.099 + 0.01j, -0.3 + 0.1j, -2 + 3j])
+    want = _phi1_prime(lam)
+    for cplx, tol in ((torch.complex64, 2e-6), (c128, 1e-14)):
+        L = torch.tensor(lam, dtype=cplx, requires_grad=True)
+        _, dB = zoh_diag(L, torch.ones(len(lam), dtype=cplx), 1.0)  # B̄ = φ₁(Λ)
+        (g,) = torch.autograd.grad(dB.real.sum(), L)  # torch's convention: conj(dB̄/dΛ) for Re B̄
+        np.testing.assert_allclose(g.to(c128).numpy(), want.conj(), rtol=tol, atol=0)
+    lam_t = torch.tensor([0, 1e-9, -0.05 + 0.02j, -3 + 4j], dtype=c128, requires_grad=True)
+    dt = torch.tensor([0.5, 1.0], dtype=f64, requires_grad=True)
+    B = torch.tensor([1.0, 0.5j, -1.0, 2.0], dtype=c128)
+    assert torch.autograd.gradcheck(lambda l, d: zoh_diag(l[None], B, d), (lam_t, dt))
 
 
 def test_zoh_is_exact_for_piecewise_constant_input_at_irregular_steps():
@@ -171,6 +223,24 @@ def test_gbt_dense_and_diag_match_numpy(alpha):
     np.testing.assert_allclose(dBd.numpy(), dBD.numpy(), atol=1e-14)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_gbt_broadcasts_the_batch_shape_for_every_alpha(alpha):
+    """Forward Euler (α = 0) returned I + ΔA unbroadcast (A (3, 3) with Δ (4,) gave Ā (3, 3)); every α
+    and ZOH give Ā (4, 3, 3), B̄ (4, 3): Δ's axis, and B's batch axis, as the batch of the result."""
+    A = torch.tensor([[-1.0, 0.3, 0.0], [0.0, -2.0, 0.5], [0.1, 0.0, -0.5]], dtype=f64)
+    B = torch.tensor([1.0, -0.5, 2.0], dtype=f64)
+    dt = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=f64)
+    I = np.eye(3)
+    for A_, B_, dt_ in ((A, B, dt), (A, B.expand(4, 3), 0.25)):
+        dA, dB = gbt(A_, B_, dt_, alpha)
+        assert dA.shape == (4, 3, 3) and dB.shape == (4, 3)
+        assert zoh(A_, B_, dt_)[0].shape == dA.shape
+        for k, d in enumerate(torch.as_tensor(dt_, dtype=f64).expand(4).tolist()):
+            back = I - alpha * d * A.numpy()
+            np.testing.assert_allclose(dA[k].numpy(), np.linalg.solve(back, I + (1 - alpha) * d * A.numpy()), atol=1e-15)
+            np.testing.assert_allclose(dB[k].numpy(), np.linalg.solve(back, d * B.numpy()), atol=1e-15)
+
+
 def test_named_methods():
     A = torch.tensor([[-1.0, 0.5], [0.0, -2.0]], dtype=f64)
     B = torch.tensor([1.0, 1.0], dtype=f64)
@@ -264,6 +334,27 @@ def test_bad_step_is_rejected(bad):
             fn()
     with pytest.raises(ValueError, match="dt"):
         gbt(A, B, dt, 0.5)
+
+
+def test_complex_step_is_rejected_before_the_cast():
+    """A complex Δ was cast to real (its imaginary part dropped with only a warning; a Python complex
+    raised a TypeError): every discretization now says that dt must be real."""
+    A, B = -torch.eye(2, dtype=f64), torch.ones(2, dtype=c128)
+    Lam = torch.diagonal(A).to(c128)
+    P = Q = torch.zeros(1, 2, dtype=c128)
+    fns = {
+        "zoh": lambda d: zoh(A, B, d),
+        "gbt": lambda d: gbt(A, B, d, 0.5),
+        "zoh_diag": lambda d: zoh_diag(Lam, B, d),
+        "gbt_diag": lambda d: gbt_diag(Lam, B, d, 1.0),
+        "foh_diag": lambda d: foh_diag(Lam, B, d),
+        "dplr_gbt": lambda d: dplr_gbt(Lam, P, Q, B, d),
+    }
+    for name, fn in fns.items():
+        for d in (torch.tensor(0.1 + 0.2j), torch.tensor([0.1, 0.2], dtype=c128), 0.1 + 0.2j, np.complex128(0.1)):
+            with pytest.raises(ValueError, match="dt must be real, got dtype torch.complex"):
+                fn(d)
+        fn(np.float64(0.1))  # real numpy scalars and Python floats stay accepted
 
 
 def test_shape_and_name_errors_name_the_problem():

@@ -83,6 +83,53 @@ def test_vandermonde_blocks_zero_and_negative_modes():
         assert _rel(K.real, ref) < 1e-12 and K.imag.abs().max() < 1e-12
 
 
+def _brute_vandermonde(dA, dB, C, L):
+    """K̄_l = Σ_n C_n B̄_n Ā_n^l in complex128, by numpy powers."""
+    dA, dB, C = (np.asarray(t, complex) for t in (dA, dB, C))
+    return np.array([(C * dB * dA**l).sum(-1) for l in range(L)]).T
+
+
+def test_vandermonde_real_nonnegative_dA_with_complex_B_or_C_keeps_the_imaginary_part():
+    """A real Ā ≥ 0 keeps real powers; the complex C B̄ was then cast to that real dtype (Im dropped,
+    with only a warning). Against the brute-force sum in complex128, for each block size."""
+    dA = torch.tensor([0.9, 0.5], dtype=f64)
+    dB = torch.tensor([1.0, 2.0], dtype=f64)
+    C = torch.tensor([1 + 1j, 2 - 3j], dtype=c128)
+    K = vandermonde_kernel(dA, dB, C, 5)
+    np.testing.assert_allclose(K.numpy()[:2], [5 - 5j, 2.9 - 2.1j], rtol=1e-14)  # C·B̄ summed, then Ā-weighted
+    g = torch.Generator().manual_seed(8)
+    dA = torch.cat([torch.rand(2, 5, generator=g, dtype=f64), torch.zeros(2, 1, dtype=f64)], -1)  # Ā ∈ [0, 1)
+    dB_r, C_r = (torch.randn(2, 6, generator=g, dtype=f64) for _ in range(2))
+    dB_c, C_c = (torch.randn(2, 6, generator=g, dtype=c128) for _ in range(2))
+    L = 30
+    for dB, C in ((dB_r, C_c), (dB_c, C_r), (dB_c, C_c)):
+        want = _brute_vandermonde(dA.numpy(), dB.numpy(), C.numpy(), L)  # (2, L)
+        for block in (1, 4, None):
+            K = vandermonde_kernel(dA, dB, C, L, block=block)
+            assert K.dtype == c128
+            np.testing.assert_allclose(K.numpy(), want, rtol=1e-12, atol=1e-14)
+            K2 = vandermonde_kernel(dA, dB, C, L, block=block, conj_pairs=True)
+            np.testing.assert_allclose(K2.numpy(), 2 * want.real, rtol=1e-12, atol=1e-14)
+
+
+def test_vandermonde_length_and_block_arguments():
+    """L of any integer type (numpy.int64 was refused) gives the same kernel; a block < 1 or not an
+    int is refused by name (it divided by zero, or failed inside torch.arange)."""
+    dA = torch.tensor([0.9, -0.4, 0.2], dtype=f64)
+    dB = torch.tensor([1.0, 0.5, -2.0], dtype=f64)
+    C = torch.tensor([0.3, 1.0, 0.7], dtype=f64)
+    want = vandermonde_kernel(dA, dB, C, 8)
+    torch.testing.assert_close(vandermonde_kernel(dA, dB, C, np.int64(8)), want, rtol=0, atol=0)
+    torch.testing.assert_close(vandermonde_kernel(dA, dB, C, 8, block=np.int64(3)), vandermonde_kernel(dA, dB, C, 8, block=3))
+    torch.testing.assert_close(power_kernel(torch.diag(dA), dB, C, np.int32(8)), want.real, rtol=1e-14, atol=1e-14)
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match=f"block must be a positive int or None, got {bad!r}"):
+            vandermonde_kernel(dA, dB, C, 8, block=bad)
+    for bad in (0, 8.0, True, np.float64(8)):
+        with pytest.raises(ValueError, match="kernel length L must be a positive int"):
+            vandermonde_kernel(dA, dB, C, bad)
+
+
 def test_cauchy_matches_direct_sum():
     rng = np.random.default_rng(2)
     v = rng.standard_normal((3, 5)) + 1j * rng.standard_normal((3, 5))
