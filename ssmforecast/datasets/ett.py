@@ -138,6 +138,10 @@ def load_ett(
         file = file / "ETT" / f"{name}.csv"
         if not file.is_file():
             return _download(name, file, base_url or BASE_URL, timeout, verify)
+        try:
+            return _read(name, file, verify=verify)
+        except ValueError as error:  # a damaged cached copy is never downloaded again by itself
+            raise ValueError(f"{error} (the cached copy: delete {file} to download it again)") from error
     return _read(name, file, verify=verify)
 
 
@@ -191,7 +195,10 @@ def _read(name: str, file: Path, *, verify: bool) -> pd.DataFrame:
     header = list(df.columns)
     if header != ["date", *COLUMNS]:
         raise ValueError(f"{name}: {file} has columns {header}, expected {['date', *COLUMNS]}")
-    index = pd.DatetimeIndex(pd.to_datetime(df.pop("date"), format="%Y-%m-%d %H:%M:%S"), name="date")
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(df.pop("date"), format="%Y-%m-%d %H:%M:%S"), name="date")
+    except ValueError as error:  # e.g. a file cut off in the middle of a date
+        raise ValueError(f"{name}: {file} has a malformed date ({error})") from error
     df = df.astype(np.float64).set_axis(index, axis=0)  # (n_rows, 7)
     if df.isna().any().any():
         column = df.columns[df.isna().any()][0]
@@ -209,8 +216,14 @@ def _download(name: str, target: Path, base_url: str, timeout: float, verify: bo
     Returns the frame read from the download.
     """
     url = f"{base_url.rstrip('/')}/{name}.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
+    except OSError as error:
+        raise OSError(
+            f"{name}: cannot write to the cache folder {target.parent} ({error}); pass another cache_dir "
+            f"(or set {CACHE_ENV}), or download the file yourself and pass load_ett({name!r}, path=...)"
+        ) from error
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -418,3 +418,20 @@ def test_published_rejects_unknown_filters():
         with pytest.raises(ValueError, match=message):
             published(**kwargs)
     assert len(published(data="ETTh1", features="S", horizon=np.int64(24))) == len(published(data="ETTh1", features="S", horizon=24)) > 0
+
+
+def test_a_damaged_cache_or_an_unusable_cache_folder_says_what_to_do(tmp_path, ett_dir):
+    """A cached copy that fails verification names itself and says to delete it (it is never
+    downloaded again by itself); a cache folder that cannot be created is an OSError naming it and
+    the way out (another cache_dir, or path=); a file cut off mid-date names the file."""
+    cache = tmp_path / "cache"
+    _corrupt(ett_dir / "ETTh1.csv", cache / "ETT" / "ETTh1.csv")
+    with pytest.raises(ValueError, match=r"delete .*ETTh1.csv to download it again"):
+        load_ett("ETTh1", cache_dir=cache, base_url="http://127.0.0.1:9")
+    blocker = _write(tmp_path / "a_file", "not a folder")
+    with pytest.raises(OSError, match=r"cannot write to the cache folder .*a_file.*pass another cache_dir"):
+        load_ett("ETTh2", cache_dir=blocker, base_url="http://127.0.0.1:9")
+    text = (ett_dir / "ETTh1.csv").read_text()
+    cut = _write(tmp_path / "cut" / "ETTh1.csv", text[: text.index("\n", 1000) + 8])  # ends inside a date
+    with pytest.raises(ValueError, match=r"ETTh1: .*cut/ETTh1.csv has a malformed date"):
+        load_ett("ETTh1", path=cut, verify=False)
