@@ -844,6 +844,8 @@ def merge_runs(folders: list[Path], out: Path, select: bool = False) -> Benchmar
     (out / "results.md").write_text("\n".join(markdown))
     results.to_csv(out / "results.csv", index=False)
     info = {"merged_from": runs, "seconds_each": [_run_seconds(r) for r in runs], "commands": [_run_commands(r) for r in runs]}
+    # how this merge was made (not "command": a later merge reads that key as a run's own command)
+    info["merged_by"] = shlex.join([sys.executable, "-m", "ssmforecast.benchmarks.ett", "--merge", *map(str, folders), "--out", str(out), *(["--select"] if select else [])])
     if select:
         info["selected_on"] = "val_mse"
     (out / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
@@ -1013,8 +1015,11 @@ def main(argv: list[str] | None = None, *, keep_predictions: bool = False) -> Be
     protocols = pick(args.protocol, QUICK["protocol"], ["informer"])
     features = pick(args.features, QUICK["features"], ["S", "M"])
     models = pick(args.models, QUICK["models"], list(MODELS))
-    if args.horizons is not None and min(args.horizons) < 1:
-        parser.error("--horizons must be positive integers")
+    if args.horizons is not None and (min(args.horizons) < 1 or len(set(args.horizons)) < len(args.horizons)):
+        parser.error("--horizons must be distinct positive integers")
+    for option, values in (("--models", args.models), ("--data", args.data), ("--features", args.features), ("--protocol", args.protocol)):
+        if values is not None and len(set(values)) < len(values):
+            parser.error(f"{option} names a value twice: {' '.join(values)}")
     if args.ensemble is not None and args.ensemble < 1:
         parser.error("--ensemble must be a positive integer")
     if args.lookback is not None and (min(args.lookback) < 1 or len(set(args.lookback)) < len(args.lookback)):

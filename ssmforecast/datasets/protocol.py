@@ -253,11 +253,12 @@ def split(df: pd.DataFrame, name: str, lookback: int, features: str = "M", *, sc
 
 
 def n_windows(n_rows: int, lookback: int, horizon: int, *, drop_last: bool = False, batch_size: int = 32) -> int:
-    """Number of windows: n = T − L − H + 1 (stride 1); with ``drop_last``, ⌊n / batch⌋·batch.
+    """Number of windows: n = max(T − L − H + 1, 0) (stride 1); with ``drop_last``, ⌊n / batch⌋·batch.
 
     On a test segment (T = 4·month + L) this is 2881 − H for ETTh, 11521 − H for ETTm.
     """
-    n = n_rows - lookback - horizon + 1
+    _check_int("batch_size", batch_size, 1, None)
+    n = max(n_rows - lookback - horizon + 1, 0)  # (T, L, H) that hold no window: none
     return (n // batch_size) * batch_size if drop_last else n
 
 

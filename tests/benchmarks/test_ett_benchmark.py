@@ -606,6 +606,8 @@ def test_linear_reference_without_revin_is_ordinary_least_squares_on_the_standar
         (["--features", "M", "MS", "--channels", "independent"], "--channels independent is for features M .*not MS"),
         (["--epochs", "0"], "--epochs: The 'max_epochs' parameter"),
         (["--dropout", "2"], "--dropout: The 'dropout' parameter"),
+        (["--horizons", "24", "24"], "--horizons must be distinct positive integers"),
+        (["--models", "s4d", "s4d"], "--models names a value twice"),
     ],
 )
 def test_bad_options_are_refused_before_any_training(extra, message, ett_dir, tmp_path, capsys, monkeypatch):
@@ -615,7 +617,7 @@ def test_bad_options_are_refused_before_any_training(extra, message, ett_dir, tm
     monkeypatch.setattr(bench, "run_setting", lambda *a, **k: pytest.fail("trained before refusing"))
     argv = ["--data", "ETTh1", "--protocol", "informer", "--features", "S", "--models", "s4d", "--horizons", "24",
             "--data-dir", str(ett_dir), "--out", str(tmp_path)]  # fmt: skip
-    for option in ("--features", "--horizons"):
+    for option in ("--features", "--horizons", "--models"):
         if option in extra:  # the case's own value replaces the default above
             i = argv.index(option)
             del argv[i : i + 2]
@@ -652,6 +654,8 @@ def test_merge_checks_folders_hides_the_test_table_and_names_channels(tiny, tmp_
     assert "not a results folder" in capsys.readouterr().err
     bench.main(["--merge", str(run.out), "--out", str(tmp_path / "quiet"), "--hide-test"])
     assert capsys.readouterr().out == "" and (tmp_path / "quiet" / "results.md").exists()
+    merged_by = json.loads((tmp_path / "quiet" / "run.json").read_text())["merged_by"]
+    assert merged_by.endswith(f"--merge {run.out} --out {tmp_path / 'quiet'}")
 
     record = json.loads((run.out / "run.json").read_text())
     results = pd.read_csv(run.out / "results.csv")

@@ -435,3 +435,9 @@ def test_a_damaged_cache_or_an_unusable_cache_folder_says_what_to_do(tmp_path, e
     cut = _write(tmp_path / "cut" / "ETTh1.csv", text[: text.index("\n", 1000) + 8])  # ends inside a date
     with pytest.raises(ValueError, match=r"ETTh1: .*cut/ETTh1.csv has a malformed date"):
         load_ett("ETTh1", path=cut, verify=False)
+
+
+def test_n_windows_is_never_negative_and_needs_a_positive_batch():
+    assert n_windows(100, 96, 24) == 0 and n_windows(120, 96, 24) == 1 and n_windows(2976, 96, 24, drop_last=True) == 2848
+    with pytest.raises(ValueError, match="batch_size must be an integer ≥ 1"):
+        n_windows(2976, 96, 24, drop_last=True, batch_size=0)
