@@ -1,7 +1,8 @@
 """A small forecast built from the math core alone: HiPPO-LegT memory + a linear readout.
 
-Until the trained S4/S4D/Mamba forecasters exist, this is the README's main job. It shows the
-convolutional view of an SSM doing real work on real data:
+This was the README's main job before the trained S4/S4D/Mamba forecasters and the ETT benchmark
+existed (``make demo`` now runs the benchmark in quick mode). It shows the convolutional view of
+an SSM doing real work on real data:
 
 1. HiPPO-LegT (:func:`ssmforecast.math.hippo.legt`) is an SSM whose state holds the Legendre
    coefficients of the last θ hours of the input. Two banks (θ = 24 h and θ = 168 h) are discretized
@@ -17,7 +18,7 @@ data beside the repeat-last baseline computed by the same code (published protoc
 MSE 0.0343 at H = 24, see ``docs/demo.md``). ETTh1 comes from the ETDataset (Zhou et al., Informer,
 AAAI 2021; CC BY-ND 4.0), read from ``--ett-dir``; without it a synthetic series is used.
 
-Run: ``python examples/demo.py --ett-dir ../shared/data/ETT`` (``make demo``).
+Run: ``python examples/demo.py --ett-dir ../shared/data/ETT`` (``make legt-demo``).
 """
 
 from __future__ import annotations

@@ -874,7 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"learning rate (default {FULL_CONFIG['lr']})")
     p.add_argument("--dropout", type=float, help=f"dropout on each residual branch (default {FULL_CONFIG['dropout']:g})")
     p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay of the weight matrices, never of SSM parameters, biases or norms (default {FULL_CONFIG['weight_decay']:g})")
-    p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']})")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {FULL_CONFIG['patience']}; {FEATURE_CONFIG['M']['patience']} on M and MS)")
     p.add_argument("--loss", choices=["normal", "mse", "mae"], help=f"training loss (default {FULL_CONFIG['loss']})")
     p.add_argument(
         "--ensemble", type=int, metavar="K",

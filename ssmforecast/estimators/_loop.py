@@ -28,6 +28,7 @@ import math
 import os
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -126,6 +127,13 @@ def split_validation(n_samples: int, validation_fraction: float) -> int:
     # ε: a fraction written as k / n must hold out k samples, not k + 1 through rounding
     n_val = int(math.ceil(validation_fraction * n_samples - 1e-9))
     if n_val == 0 or n_samples - n_val < 2:
+        if n_val:
+            warnings.warn(
+                f"validation_fraction={validation_fraction:g} of {n_samples} samples would leave fewer than 2 to train on: "
+                "training on all of them, without validation or early stopping",
+                UserWarning,
+                stacklevel=2,
+            )
         return n_samples
     return n_samples - n_val
 
@@ -143,7 +151,8 @@ def train(
     last ``config.validation_fraction`` of them. The returned module holds the weights of the
     epoch with the best validation loss (or the best training loss without validation), on the
     training device and in eval mode; ``history`` has one dict per epoch: ``epoch``, ``train_loss``,
-    ``val_loss`` (None without validation), ``lr``. With ``config.keep_start`` (and validation) the
+    ``val_loss`` (None without validation), ``lr`` (the schedule's rate after the epoch's last step:
+    0 after the last step of a full run). With ``config.keep_start`` (and validation) the
     starting weights are scored first, as epoch −1 (``train_loss`` None), and kept if no epoch beats them.
 
     With ``config.devices`` > 1, ``config.devices`` processes train copies of the module with
@@ -276,8 +285,8 @@ def _fit(fabric, module: nn.Module, inputs, targets, loss_fn, config: TrainConfi
                     f"training loss became {float(loss)} at epoch {epoch}; lower lr (now {config.lr}) or check the data"
                 )
             fabric.backward(loss)
-            if config.grad_clip is not None:
-                fabric.clip_gradients(model, optimizer, max_norm=config.grad_clip)
+            if config.grad_clip is not None:  # fp16's scaler skips a step whose gradients overflowed: no error there
+                fabric.clip_gradients(model, optimizer, max_norm=config.grad_clip, error_if_nonfinite=config.precision != "16-mixed")
             optimizer.step()
             scheduler.step()
             total += float(loss.detach()) * len(yb)

@@ -7,6 +7,7 @@ Each estimator only turns its data into (inputs, targets) tensors and its predic
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -128,6 +129,8 @@ def fit_network(est, build, inputs: tuple[np.ndarray, ...], targets: np.ndarray,
         torch.manual_seed(seed)
         if module is None:
             module = build().to(dtype)
+        else:  # fine-tuning: a copy, so that a failed run (e.g. a non-finite loss) leaves the fitted module as it was
+            module = copy.deepcopy(module)
         tensors = tuple(torch.as_tensor(x, dtype=dtype) for x in inputs)
         config = TrainConfig(
             max_epochs=est.max_epochs,

@@ -140,6 +140,8 @@ class _SSMRegressor(RegressorMixin, BaseEstimator):
         check_even_state(self)
         resolve_device(self.device, self.devices)
         seqs = self._sequences(X)  # (n, L, F)
+        if 0 in seqs.shape[1:]:
+            raise ValueError(f"X holds sequences of shape {seqs.shape[1:]} (seq_len, n_features): both must be at least 1")
         self.sequence_shape_ = seqs.shape[1:]
         y2 = y.reshape(len(y), -1)  # (n, n_outputs)
         self.n_outputs_ = y2.shape[1]

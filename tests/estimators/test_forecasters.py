@@ -661,3 +661,19 @@ def test_x_in_predict_needs_the_fitted_columns_and_unique_time_stamps():
         f.predict(fh=[1, 2], X=X.iloc[120:].rename(columns={"x": "z"}))
     with pytest.raises(ValueError, match="duplicate time stamp"):
         f.predict(fh=[1, 2], X=X.iloc[[120, 120, 121]])
+
+
+def test_a_failed_fine_tune_leaves_the_fitted_forecaster_as_it_was():
+    """update(update_params=True) whose loss becomes non-finite mid-epoch (a value of 1e38 in the
+    new data) raises, and the network, history and forecasts are those of before the call."""
+    y = _noisy_sine(pd.date_range("2024-01-01", periods=80, freq="h"))
+    f = S4DForecaster(context_length=8, horizon=2, **{**NET8, "batch_size": 2}).fit(y.iloc[:60])
+    weights = {k: v.clone() for k, v in f.module_.state_dict().items()}
+    before, n_history = f.predict(fh=[1, 2]), len(f.history_)
+    new = y.iloc[60:].copy()
+    new.iloc[-1] = 1e38
+    with pytest.raises(FloatingPointError, match="training loss became"):
+        f.update(new)
+    assert all(torch.equal(weights[k], v) for k, v in f.module_.state_dict().items())
+    assert len(f.history_) == n_history
+    pd.testing.assert_series_equal(f.predict(fh=[1, 2]), before)

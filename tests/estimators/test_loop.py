@@ -14,7 +14,8 @@ def test_a_fraction_k_over_n_holds_out_exactly_k_samples():
 def test_validation_tail_edges():
     assert split_validation(100, 0.0) == 100  # no validation
     assert split_validation(100, 0.105) == 89  # ⌈10.5⌉ = 11 held out
-    assert split_validation(3, 0.9) == 3  # fewer than 2 training samples would remain: no validation
+    with pytest.warns(UserWarning, match=r"validation_fraction=0.9 of 3 samples would leave fewer than 2"):
+        assert split_validation(3, 0.9) == 3  # fewer than 2 training samples would remain: no validation
     with pytest.raises(ValueError, match="validation_fraction"):
         split_validation(100, 1.0)
 
@@ -71,3 +72,34 @@ def test_precision_64_computes_the_loss_in_float64():
     w, x_val = float(net.weight.detach()), inputs[0][80:].double()
     best = min(h["val_loss"] for h in history)  # the returned weights are the best epoch's
     assert best == pytest.approx((w + 1.0) ** 2 * float((x_val**2).mean()), rel=1e-13)
+
+
+def test_fp16_gradient_overflow_is_skipped_by_the_scaler_even_with_clipping(monkeypatch):
+    """"16-mixed" (on CUDA: fp16 autocast and a GradScaler, built here with the same plugin and a
+    CPU scaler): a step whose scaled gradients overflow must be skipped by the scaler, as without
+    clipping, not stopped by clip_grad_norm_'s non-finite error (the default grad_clip is 1.0)."""
+    import lightning_fabric
+    import torch
+    from lightning_fabric.plugins import MixedPrecision
+    from torch import nn
+
+    from ssmforecast.estimators._loop import TrainConfig, train
+
+    fabric = lightning_fabric.Fabric
+
+    def fp16_on_cpu(accelerator, devices, precision, **kwargs):
+        if precision == "16-mixed":
+            plugin = MixedPrecision("16-mixed", device="cpu", scaler=torch.amp.GradScaler("cpu"))
+            return fabric(accelerator=accelerator, devices=devices, plugins=plugin, **kwargs)
+        return fabric(accelerator=accelerator, devices=devices, precision=precision, **kwargs)
+
+    monkeypatch.setattr(lightning_fabric, "Fabric", fp16_on_cpu)
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = 300 * x.sum(1, keepdim=True)  # large targets: the scaled fp16 gradients overflow at first
+    histories = []
+    for clip in (None, 1.0):
+        torch.manual_seed(0)
+        _, history = train(nn.Linear(4, 1), (x,), y, nn.MSELoss(), TrainConfig(device="cpu", precision="16-mixed", max_epochs=3, grad_clip=clip))
+        histories.append(history)
+    assert all(len(h) == 3 and all(torch.isfinite(torch.tensor(e["train_loss"])) for e in h) for h in histories)

@@ -123,3 +123,6 @@ def test_bad_input_errors_and_data_untouched():
         S4DRegressor(**{**SMALL, "d_state": 5}).fit(X, y)
     with pytest.raises(ValueError, match="could not convert|numeric"):
         S4DRegressor(**SMALL).fit(np.array([["a"] * 5] * 4), np.zeros(4))
+    for empty in (np.zeros((10, 0, 2)), np.zeros((10, 5, 0))):  # an empty sequence or feature axis
+        with pytest.raises(ValueError, match=r"X holds sequences of shape \(\d+, \d+\) \(seq_len, n_features\): both must be at least 1"):
+            S4DRegressor(**SMALL).fit(empty, np.zeros(10))
