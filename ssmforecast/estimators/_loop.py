@@ -286,7 +286,8 @@ def _fit(fabric, module: nn.Module, inputs, targets, loss_fn, config: TrainConfi
                 )
             fabric.backward(loss)
             if config.grad_clip is not None:  # fp16's scaler skips a step whose gradients overflowed: no error there
-                fabric.clip_gradients(model, optimizer, max_norm=config.grad_clip, error_if_nonfinite=config.precision != "16-mixed")
+                lenient = {"error_if_nonfinite": False} if config.precision == "16-mixed" else {}
+                fabric.clip_gradients(model, optimizer, max_norm=config.grad_clip, **lenient)
             optimizer.step()
             scheduler.step()
             total += float(loss.detach()) * len(yb)
