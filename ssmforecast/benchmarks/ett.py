@@ -287,8 +287,9 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
     F = len(splits.columns) if _independent(channels, splits) else 1
     n_train = F * n_windows(len(splits.train), L, horizon)
     n_val = F * n_windows(len(splits.val), L, horizon)
-    if n_train < 2 * F or n_val < F:  # else the loop would train on the val windows, unvalidated
-        raise ValueError(_too_long(splits.name, L, horizon, n_train // F, n_val // F))
+    problem = _windows_problem(splits.name, L, horizon)  # else the loop would train on the val windows, unvalidated
+    if problem:
+        raise ValueError(problem)
     # the loop holds out ⌈fraction · n⌉ windows; n_val / n itself can round up to n_val + 1
     # (e.g. L = 96, H = 48: 2834 instead of 2833), so aim half a window lower
     fraction = (n_val - 0.5) / (n_train + n_val)
@@ -314,7 +315,16 @@ def fit_forecaster(forecaster, splits: Splits, index: pd.DatetimeIndex, horizon:
     )
 
 
-def _too_long(name: str, L: int, H: int, n_train: int, n_val: int) -> str:
+def _windows_problem(name: str, L: int, H: int) -> str | None:
+    """Why the protocol's splits of ``name`` cannot train at lookback L and horizon H (fewer than 2
+    train or 1 val window: the loop would then train on the val windows), or None."""
+    try:
+        b = borders(name, L)
+        n_train, n_val = n_windows(b.train[1] - b.train[0], L, H), n_windows(b.val[1] - b.val[0], L, H)
+    except ValueError:  # L longer than the train split
+        n_train = n_val = 0
+    if n_train >= 2 and n_val >= 1:
+        return None
     return (
         f"{name}: lookback {L} + horizon {H} leaves {n_train} train and {n_val} val windows; "
         "the protocol needs at least 2 and 1 (a shorter lookback or horizon)"
@@ -957,13 +967,9 @@ def _check_before_training(parser, args, data, protocols, features, models, conf
         for protocol in protocols:
             for L in args.lookback or [DEFAULT_LOOKBACK[protocol]]:
                 for H in args.horizons or (QUICK["horizons"] if args.quick else list(horizons(protocol, name))):
-                    try:
-                        b = borders(name, L)
-                        n_train, n_val = n_windows(b.train[1] - b.train[0], L, H), n_windows(b.val[1] - b.val[0], L, H)
-                    except ValueError:  # L longer than the train split
-                        n_train = n_val = 0
-                    if n_train < 2 or n_val < 1:
-                        parser.error(_too_long(name, L, H, max(n_train, 0), max(n_val, 0)))
+                    problem = _windows_problem(name, L, H)
+                    if problem:
+                        parser.error(problem)
     for feat in features:
         for model in models:
             forecaster = make_forecaster(model, configs[feat][model], 96, 24, args.seed, "cpu")

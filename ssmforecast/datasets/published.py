@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .ett import ETT_NAMES
-from .protocol import FEATURES, INFORMER_SCRIPT_LOOKBACK
+from .protocol import FEATURES, INFORMER_SCRIPT_LOOKBACK, _check_choice
 
 
 @dataclass(frozen=True)
@@ -345,12 +345,9 @@ def published(
         mse, mae (NaN for the MSE-only FITS rows), verified, note. ``SOURCES[source]`` gives
         the citation of each row.
     """
-    if source is not None and source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(map(repr, SOURCES))}; got {source!r}")
-    if data is not None and data not in ETT_NAMES:
-        raise ValueError(f"data must be one of {', '.join(map(repr, ETT_NAMES))}; got {data!r}")
-    if features is not None and features not in FEATURES:
-        raise ValueError(f"features must be one of {', '.join(map(repr, FEATURES))}; got {features!r}")
+    for label, value, choices in (("source", source, SOURCES), ("data", data, ETT_NAMES), ("features", features, FEATURES)):
+        if value is not None:
+            _check_choice(label, value, choices)
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))):
         raise ValueError(f"horizon must be an int; got {horizon!r}")
     rows = []

@@ -408,11 +408,11 @@ class _SSMForecaster(BaseForecaster):
         """Validated (instance key, rows) pairs; rows hold the target columns (in their order in
         fit) then the exogenous ones."""
         _check_numeric(y, "y")
-        y = self._fitted_columns(y, self.target_names_, "y", rename_single=True)
+        y = self._fitted_columns(y, self.target_names_, targets=True)
         if X is not None:
             _check_numeric(X, "X")
             if self.exog_names_:
-                self._fitted_columns(X, self.exog_names_, "X")
+                self._fitted_columns(X, self.exog_names_)
         out, x_split = [], {}
         for key, rows in _instances(y):  # time indexes already checked by fit / update
             _check_finite(rows.to_numpy(np.float64), rows.index, list(rows.columns), "y", key)
@@ -430,21 +430,21 @@ class _SSMForecaster(BaseForecaster):
             out.append((key, rows))
         return out
 
-    def _fitted_columns(self, data: pd.DataFrame, names: list, what: str, rename_single: bool = False) -> pd.DataFrame:
-        """data with the columns seen in fit, in their order; a ValueError names those missing (and,
-        for y, those not seen in fit). One column for one column passes whatever its name (a
-        renamed univariate series) where ``rename_single``."""
-        columns = list(data.columns)
-        if columns == names or (rename_single and len(columns) == len(names) == 1):
+    def _fitted_columns(self, data: pd.DataFrame, names: list, targets: bool = False) -> pd.DataFrame:
+        """A ValueError names the columns seen in fit that ``data`` lacks. With ``targets`` (y): also
+        those not seen in fit, and → data with the columns in their order in fit (one column for one
+        passes whatever its name: a renamed univariate series); X may hold more, read by name."""
+        columns, what = list(data.columns), "y" if targets else "X"
+        if columns == names or (targets and len(columns) == len(names) == 1):
             return data
         missing = [c for c in names if c not in columns]
-        extra = [c for c in columns if c not in names] if what == "y" else []
+        extra = [c for c in columns if c not in names] if targets else []
         if missing or extra:
             raise ValueError(
                 f"{what} has columns {columns}, but {type(self).__name__} was fitted with {names}"
                 + (f": missing {missing}" if missing else "") + (f"; not seen in fit {extra}" if extra else "")
             )
-        return data[names] if what == "y" else data
+        return data[names] if targets else data
 
     def _normalise(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """rows (T, C + E) → (globally standardised targets (T, C), exogenous (T, E) or None)."""
@@ -746,10 +746,10 @@ class _SSMForecaster(BaseForecaster):
 
     # ------------------------------------------------------------------ forecasting
 
-    def _queries(self, last: pd.Index, fh, horizon="fitted") -> tuple[np.ndarray, pd.Index]:
+    def _queries(self, last: pd.Index, fh, horizon: int | None) -> tuple[np.ndarray, pd.Index]:
         """The forecast times of one series for fh, and how far each lies after its last
         observation ``last``, in time units (in "rows" mode, the rank of each absolute time);
-        checked against ``horizon`` (default: the fitted ``horizon_``; None: any)."""
+        checked against ``horizon`` (None: any)."""
         if self._unit == "calendar":
             fh = self._calendar_fh(fh)
             ahead = (fh if fh.is_relative else fh.to_relative(last)).to_numpy().astype(np.float64)
@@ -762,7 +762,7 @@ class _SSMForecaster(BaseForecaster):
             ahead = (time_ints(times) - time_ints(last)[0]) / (self._spacing if self._unit == ROWS else self._unit)
             if self._unit == ROWS and ahead.min() > 0:
                 ahead = np.arange(1.0, len(times) + 1)  # the j-th time asked for is the j-th next row
-        self._check_reach(ahead, self.horizon_ if horizon == "fitted" else horizon, times)
+        self._check_reach(ahead, horizon, times)
         return ahead, times
 
     def _plan(self, key: tuple, ctx: pd.DataFrame, fh, X, x_split: dict) -> dict:
@@ -770,7 +770,7 @@ class _SSMForecaster(BaseForecaster):
         (every whole step up to the farthest query when the context and the queries lie on the
         unit grid, else one token per query at its own time), their times and steps."""
         last = ctx.index[-1:]
-        ahead, times = self._queries(last, fh)
+        ahead, times = self._queries(last, fh, self.horizon_)
         dt_ctx = self._dt(ctx.index)
         dt_ctx[0] = np.median(dt_ctx[1:]) if getattr(self, "_span_context", False) and len(dt_ctx) > 1 else 1.0
         y, x = self._normalise(ctx)  # (L, C), (L, E)
@@ -802,7 +802,7 @@ class _SSMForecaster(BaseForecaster):
             )
         if self.exog_names_:
             check_index(X.index, "X")
-            self._fitted_columns(X, self.exog_names_, "X")
+            self._fitted_columns(X, self.exog_names_)
         _warn_short(list(getattr(self, "_short", {})), self.context_length, "this forecast")
         x_split: dict = {}
         plans = [self._plan(key, ctx, fh, X, x_split) for key, ctx in self.context_.items()]
